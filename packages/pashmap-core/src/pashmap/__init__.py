@@ -1,0 +1,82 @@
+"""pashmap: parallel map with shared-memory, zero-copy outputs.
+
+Apply a kernel to every element of a collection, in the caller, in threads or in forked
+processes, with the results written straight into arrays shared with the caller::
+
+    import numpy as np
+    import pashmap as pm
+
+    inp = np.random.rand(100)
+    outp = pm.array(100)
+
+    def triple_it(worker_id, index, value):
+        outp[index] = 3 * value
+
+    pm.map(triple_it, inp)
+
+This package (pashmap-core) holds the protocols, the local context and the module-level
+API; pashmap-shm adds the ``'threads'`` and ``'processes'`` contexts and pashmap-xfel the
+European XFEL (EXtra-data) targets. Plugins are found through entry points when first
+needed, so importing pashmap loads none of them.
+"""
+
+from pashmap._version import __version__
+from pashmap.context import BaseContext, Context
+from pashmap.default import (
+    array,
+    empty,
+    empty_like,
+    full,
+    full_like,
+    get_default_context,
+    map,
+    ones,
+    ones_like,
+    set_default_context,
+    use_context,
+    zeros,
+    zeros_like,
+)
+from pashmap.errors import (
+    MissingPluginError,
+    MissingTargetPluginError,
+    PashmapError,
+    WorkerDiedError,
+    WorkerError,
+)
+from pashmap.local import LocalContext
+from pashmap.target import MapTarget, TargetFactory, contiguous_ranges
+from pashmap.targets.dataarray import DataArrayTarget
+from pashmap.targets.ndarray import NdarrayTarget
+from pashmap.targets.sequence import SequenceTarget
+
+__all__ = [
+    "BaseContext",
+    "Context",
+    "DataArrayTarget",
+    "LocalContext",
+    "MapTarget",
+    "MissingPluginError",
+    "MissingTargetPluginError",
+    "NdarrayTarget",
+    "PashmapError",
+    "SequenceTarget",
+    "TargetFactory",
+    "WorkerDiedError",
+    "WorkerError",
+    "__version__",
+    "array",
+    "contiguous_ranges",
+    "empty",
+    "empty_like",
+    "full",
+    "full_like",
+    "get_default_context",
+    "map",
+    "ones",
+    "ones_like",
+    "set_default_context",
+    "use_context",
+    "zeros",
+    "zeros_like",
+]

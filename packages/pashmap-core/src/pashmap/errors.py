@@ -1,0 +1,78 @@
+"""The exception family raised by pashmap and its plugins.
+
+Every error that pashmap raises on purpose derives from :class:`PashmapError`, so
+``except pm.PashmapError`` catches all of them. Where a built-in exception type is the
+natural one (a bad argument, a missing package), the pashmap class derives from it too,
+so code written against the built-in type keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MissingPluginError",
+    "MissingTargetPluginError",
+    "PashmapError",
+    "WorkerDiedError",
+    "WorkerError",
+]
+
+
+class PashmapError(Exception):
+    """Base class of all errors raised by pashmap."""
+
+
+class MissingPluginError(PashmapError, ImportError, ValueError):
+    """A context name or a target type needs a pashmap package that is not installed.
+
+    The message names the package and the ``pip install`` line that provides it.
+    It is an :class:`ImportError` (something is not installed) and a :class:`ValueError`
+    (the name passed in cannot be used as things are).
+
+    Attributes:
+        package: the distribution to install, e.g. ``"pashmap-shm"``.
+    """
+
+    def __init__(self, message: str, *, package: str) -> None:
+        super().__init__(message)
+        self.package = package
+
+
+class MissingTargetPluginError(MissingPluginError, TypeError):
+    """An object to map over needs a target plugin that is not installed.
+
+    Also a :class:`TypeError`, like every other "cannot map over this type" error.
+    """
+
+
+class WorkerError(PashmapError):
+    """A worker of a parallel context failed other than by raising in the kernel.
+
+    Exceptions raised by the kernel itself reach the caller with their own type; this
+    family is for failures of the machinery (a worker that died, a broken pool).
+    """
+
+
+class WorkerDiedError(WorkerError):
+    """A worker process ended abnormally during a map (killed, crashed or exited).
+
+    Attributes:
+        worker_id: the worker's id within the map, ``0 <= worker_id < num_workers``.
+        pid: the process id of the worker.
+        exitcode: the exit status if the process exited, else ``None``.
+        signal: the number of the signal that ended the process, else ``None``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        worker_id: int,
+        pid: int | None = None,
+        exitcode: int | None = None,
+        signal: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.worker_id = worker_id
+        self.pid = pid
+        self.exitcode = exitcode
+        self.signal = signal

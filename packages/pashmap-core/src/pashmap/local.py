@@ -1,0 +1,74 @@
+"""LocalContext: run maps in the calling thread, one element after another."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from itertools import starmap
+from typing import Any, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pashmap.allocation import Order
+from pashmap.context import BaseContext
+from pashmap.target import MapTarget
+
+__all__ = ["LocalContext"]
+
+R = TypeVar("R")
+
+
+class LocalContext(BaseContext):
+    """Run in the caller: no workers, no parallelism, no shared memory needed.
+
+    The initial default context. ``worker_id`` is always 0 and arrays are ordinary numpy
+    arrays. Useful for debugging (breakpoints and tracebacks work as usual), for small
+    inputs, and as the baseline that parallel contexts are measured against.
+    Exceptions raised by the kernel propagate unchanged and stop the map.
+
+    Args:
+        num_workers: accepted for symmetry with the parallel contexts; must be 1 (or
+            ``None``).
+
+    Raises:
+        ValueError: ``num_workers`` is given and is not 1.
+    """
+
+    def __init__(self, num_workers: int | None = None) -> None:
+        if num_workers not in (None, 1):
+            raise ValueError(
+                f"LocalContext runs in the caller and has exactly 1 worker, got "
+                f"num_workers={num_workers!r}; use 'threads' or 'processes' (pashmap-shm) "
+                "to run in parallel"
+            )
+
+    @property
+    def num_workers(self) -> int:
+        """Always 1."""
+        return 1
+
+    def allocate(self, shape: tuple[int, ...], dtype: np.dtype[Any], order: Order) -> NDArray[Any]:
+        """An ordinary ``numpy.empty`` array."""
+        try:
+            return np.empty(shape, dtype=dtype, order=order)
+        except MemoryError as exc:
+            size = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+            raise MemoryError(
+                f"cannot allocate {size / 2**30:.2f} GiB for an array of shape {shape} {dtype}"
+            ) from exc
+
+    def run(self, kernel: Callable[..., R], target: MapTarget[Any], /, **options: Any) -> list[R]:
+        """Call the kernel on every entry in index order, in the calling thread."""
+        if options:
+            raise TypeError(
+                f"LocalContext.map() got unexpected option(s): {', '.join(sorted(options))}"
+            )
+        call = partial(kernel, 0)
+        shares = target.split(1)
+        if len(shares) == 1:
+            return list(starmap(call, target.iterate(shares[0])))
+        results: list[R] = []
+        for share in shares:
+            results.extend(starmap(call, target.iterate(share)))
+        return results

@@ -1,0 +1,276 @@
+"""Discovery of contexts and targets through entry points, and target resolution.
+
+Two entry-point groups make pashmap extensible:
+
+* ``pashmap.contexts``: name -> Context class, e.g. ``processes = "pashmap_shm:ProcessContext"``;
+* ``pashmap.targets``: name -> TargetFactory (usually a MapTarget class with an
+  ``accepts`` classmethod).
+
+The built-in contexts and targets are registered the same way (by pashmap-core's own
+metadata), and are also known here so that they work from a source checkout. Discovery
+runs once, on first use, so ``import pashmap`` loads no plugin. A target plugin that
+fails to load is reported with a warning and skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pashmap.context import Context
+from pashmap.errors import MissingPluginError, MissingTargetPluginError
+from pashmap.target import MapTarget, TargetFactory
+
+__all__ = [
+    "CONTEXTS_GROUP",
+    "TARGETS_GROUP",
+    "Registration",
+    "create_context",
+    "registrations",
+    "resolve_target",
+    "target_factories",
+]
+
+CONTEXTS_GROUP = "pashmap.contexts"
+TARGETS_GROUP = "pashmap.targets"
+
+_BUILTINS: Mapping[str, Mapping[str, str]] = {
+    CONTEXTS_GROUP: {
+        "local": "pashmap.local:LocalContext",
+        "serial": "pashmap.local:LocalContext",
+    },
+    TARGETS_GROUP: {
+        "sequence": "pashmap.targets.sequence:SequenceTarget",
+        "ndarray": "pashmap.targets.ndarray:NdarrayTarget",
+        "dataarray": "pashmap.targets.dataarray:DataArrayTarget",
+    },
+}
+
+# Names and libraries that pashmap's own plugins provide, for "pip install" hints.
+_CONTEXT_PLUGINS = {"threads": "pashmap-shm", "processes": "pashmap-shm"}
+_TARGET_PLUGINS = {"extra_data": ("pashmap-xfel", "EXtra-data objects (runs, sources, keys)")}
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One entry of a registry: a name, the object path, and who registered it.
+
+    Attributes:
+        name: the registered name (a context name, or a target's short name).
+        value: ``"module:attribute"`` of the registered object.
+        distribution: the distribution that declared it, ``None`` if unknown.
+    """
+
+    name: str
+    value: str
+    distribution: str | None
+
+    def load(self) -> Any:
+        """Import and return the registered object."""
+        module_name, _, attribute = self.value.partition(":")
+        obj: Any = importlib.import_module(module_name)
+        for part in attribute.split(".") if attribute else ():
+            obj = getattr(obj, part)
+        return obj
+
+
+@functools.cache
+def registrations(group: str) -> Mapping[str, Registration]:
+    """Everything registered in an entry-point group, built-ins first.
+
+    Args:
+        group: ``"pashmap.contexts"`` or ``"pashmap.targets"``.
+
+    Returns:
+        A mapping from name to :class:`Registration`. A name registered twice with
+        different objects keeps the first registration and warns.
+    """
+    from importlib.metadata import entry_points
+
+    found = {
+        name: Registration(name, value, "pashmap-core")
+        for name, value in _BUILTINS.get(group, {}).items()
+    }
+    for entry in entry_points(group=group):
+        distribution = entry.dist.name if entry.dist is not None else None
+        existing = found.get(entry.name)
+        if existing is None:
+            found[entry.name] = Registration(entry.name, entry.value, distribution)
+        elif existing.value != entry.value:
+            warnings.warn(
+                f"pashmap: {entry.name!r} is registered in {group!r} by both "
+                f"{existing.distribution} ({existing.value}) and {distribution} "
+                f"({entry.value}); using the first",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return found
+
+
+# ----------------------------------------------------------------- contexts
+def create_context(name: str, /, **kwargs: Any) -> Context:
+    """Create a context from its registered name.
+
+    Args:
+        name: ``'local'`` (alias ``'serial'``), or a name registered by a plugin, e.g.
+            ``'threads'`` and ``'processes'`` from pashmap-shm. Case-insensitive.
+        **kwargs: passed to the context class, e.g. ``num_workers=4``.
+
+    Raises:
+        MissingPluginError: the name belongs to a pashmap package that is not installed
+            (the message says what to ``pip install``).
+        ValueError: the name is unknown (the message lists the known names).
+        ImportError: the plugin that registered the name failed to import.
+    """
+    key = name.strip().lower()
+    known = registrations(CONTEXTS_GROUP)
+    registration = known.get(key)
+    if registration is None:
+        package = _CONTEXT_PLUGINS.get(key)
+        if package is not None:
+            raise MissingPluginError(
+                f"the {name!r} context needs the {package} package: pip install {package}",
+                package=package,
+            )
+        names = ", ".join(repr(n) for n in sorted(known))
+        missing = sorted({p for n, p in _CONTEXT_PLUGINS.items() if n not in known})
+        hint = "".join(f" (more with: pip install {p})" for p in missing)
+        raise ValueError(f"unknown context {name!r}; known contexts are {names}{hint}")
+    try:
+        factory = registration.load()
+    except Exception as exc:
+        raise ImportError(
+            f"the {name!r} context is registered by {registration.distribution} "
+            f"({registration.value}) but failed to import: {exc}"
+        ) from exc
+    context = factory(**kwargs)
+    if not isinstance(context, Context):
+        raise TypeError(
+            f"{registration.value} (registered as context {name!r}) made a "
+            f"{type(context).__name__}, which is not a pashmap Context"
+        )
+    return context
+
+
+# ------------------------------------------------------------------ targets
+@functools.cache
+def target_factories() -> tuple[tuple[Registration, TargetFactory], ...]:
+    """The registered target factories that loaded, built-ins first.
+
+    A factory that fails to import, or has no ``accepts`` method, is skipped with a
+    ``RuntimeWarning`` naming it and the distribution that registered it.
+    """
+    loaded: list[tuple[Registration, TargetFactory]] = []
+    for registration in registrations(TARGETS_GROUP).values():
+        try:
+            factory = registration.load()
+        except Exception as exc:
+            warnings.warn(
+                f"pashmap: target {registration.name!r} from {registration.distribution} "
+                f"({registration.value}) failed to load and is ignored: {exc!r}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            continue
+        if not isinstance(factory, TargetFactory):
+            warnings.warn(
+                f"pashmap: target {registration.name!r} from {registration.distribution} "
+                f"({registration.value}) has no accepts() method or is not callable; ignored",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            continue
+        loaded.append((registration, factory))
+    return tuple(loaded)
+
+
+def resolve_target(obj: object, /) -> MapTarget[Any]:
+    """Wrap ``obj`` in the MapTarget that ``map`` walks over.
+
+    In order: ``obj.__pashmap_target__()`` if its type defines it; ``obj`` itself if it is
+    already a MapTarget; else the one registered factory whose ``accepts(obj)`` is true.
+
+    Raises:
+        TypeError: no factory accepts ``obj`` (the message names its type, the types
+            pashmap accepts and how to write a MapTarget), several do (it names them), or
+            ``__pashmap_target__`` returned something that is not a MapTarget.
+        MissingTargetPluginError: ``obj`` comes from a library whose pashmap plugin is
+            not installed (a ``TypeError`` that says what to ``pip install``).
+    """
+    hook = getattr(type(obj), "__pashmap_target__", None)
+    if hook is not None:
+        target = hook(obj)
+        if not isinstance(target, MapTarget):
+            raise TypeError(
+                f"{_type_name(obj)}.__pashmap_target__() must return a MapTarget (an "
+                f"object with split(n) and iterate(share) methods), got {_type_name(target)}"
+            )
+        return target
+    if isinstance(obj, MapTarget):
+        return obj
+    factories = target_factories()
+    matches = [(reg, factory) for reg, factory in factories if _accepts(reg, factory, obj)]
+    if len(matches) == 1:
+        return matches[0][1](obj)
+    if matches:
+        names = ", ".join(
+            f"{reg.name!r} ({reg.value}, from {reg.distribution})" for reg, _ in matches
+        )
+        raise TypeError(
+            f"cannot tell how to map over {_type_name(obj)}: several targets accept it: "
+            f"{names}; wrap it in the one you mean, e.g. pm.map(kernel, SomeTarget(obj))"
+        )
+    raise _unknown_target_error(obj, factories)
+
+
+def _accepts(registration: Registration, factory: TargetFactory, obj: object) -> bool:
+    try:
+        return bool(factory.accepts(obj))
+    except Exception as exc:
+        warnings.warn(
+            f"pashmap: target {registration.name!r} from {registration.distribution} "
+            f"raised in accepts() and is skipped: {exc!r}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False
+
+
+def _unknown_target_error(
+    obj: object, factories: tuple[tuple[Registration, TargetFactory], ...]
+) -> TypeError:
+    for klass in type(obj).__mro__:
+        library = klass.__module__.partition(".")[0]
+        if library in _TARGET_PLUGINS:
+            package, what = _TARGET_PLUGINS[library]
+            return MissingTargetPluginError(
+                f"cannot map over {_type_name(obj)}: {what} need the {package} package: "
+                f"pip install {package}",
+                package=package,
+            )
+    accepted = "; ".join(
+        str(getattr(factory, "description", registration.name))
+        for registration, factory in factories
+    )
+    hint = ""
+    if isinstance(obj, Mapping):
+        hint = " For a dict, map over list(d.items()) or list(d.values())."
+    elif hasattr(obj, "__next__") or hasattr(obj, "__iter__"):
+        hint = " For an iterator, generator or set, map over list(obj)."
+    return TypeError(
+        f"cannot map over an object of type {_type_name(obj)}. pashmap maps over: "
+        f"{accepted}.{hint} To map over anything else, pass a MapTarget: an object with "
+        "split(n) returning shares and iterate(share) yielding (index, ...) argument "
+        "tuples, or give its type a __pashmap_target__() method returning one "
+        "(see help(pashmap.MapTarget))."
+    )
+
+
+def _type_name(obj: object) -> str:
+    klass = type(obj)
+    module = klass.__module__
+    return klass.__qualname__ if module == "builtins" else f"{module}.{klass.__qualname__}"

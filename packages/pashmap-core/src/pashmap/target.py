@@ -1,0 +1,148 @@
+"""The MapTarget protocol: what ``map`` walks over, and how it is cut into shares.
+
+A *map target* knows two things about a collection:
+
+* how to cut it into *shares*, pieces of work that a context hands to its workers
+  (:meth:`MapTarget.split`), and
+* how to walk one share, producing for each element the arguments the kernel gets after
+  ``worker_id`` (:meth:`MapTarget.iterate`).
+
+Contexts ask for more shares than they have workers so that a worker that finishes
+early takes the next share (dynamic load balancing). Shares are opaque to contexts: they
+are only ever passed back to :meth:`MapTarget.iterate` of the target that made them.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+__all__ = ["MapTarget", "TargetFactory", "contiguous_ranges"]
+
+ShareT = TypeVar("ShareT")
+
+
+@runtime_checkable
+class MapTarget(Protocol[ShareT]):
+    """A collection that pashmap can map a kernel over.
+
+    Implement the two methods below (no base class is needed) to map over anything:
+    a custom file format, a database query, a list of work items that must stay grouped.
+    An object can also name its own target by defining ``__pashmap_target__(self)``
+    returning a MapTarget; that takes precedence over every registered target.
+
+    The order of elements is the *index order*: the concatenation of
+    ``iterate(share)`` over ``split(n)``, in the order ``split`` returned the shares, must
+    give every element exactly once, in the same order for every ``n``. ``map`` returns
+    the kernel's return values in this order.
+
+    Example:
+        A target over the lines of a text file, shared out in runs of lines::
+
+            class LinesTarget:
+                def __init__(self, path):
+                    self.lines = open(path).read().splitlines()
+
+                def split(self, n):
+                    return pm.contiguous_ranges(len(self.lines), n)
+
+                def iterate(self, share):
+                    for index in share:
+                        yield index, self.lines[index]
+    """
+
+    def split(self, n: int, /) -> Sequence[ShareT]:
+        """Cut the target into about ``n`` shares.
+
+        Args:
+            n: the number of shares wanted, ``n >= 1``. Contexts may ask for more shares
+                than they have workers, to balance the load.
+
+        Returns:
+            The shares, in index order. Fewer than ``n`` when the target has fewer
+            elements than ``n`` (never an empty share then); an empty sequence for an
+            empty target. A target may return a different number when its data suggest
+            better boundaries (e.g. file boundaries), but should stay close to ``n``.
+
+        Raises:
+            ValueError: ``n`` is smaller than 1.
+        """
+        ...
+
+    def iterate(self, share: ShareT, /) -> Iterable[tuple[Any, ...]]:
+        """Walk one share.
+
+        Args:
+            share: one of the objects returned by :meth:`split` on this target.
+
+        Returns:
+            An iterable of argument tuples, one per element of the share, in index
+            order. The kernel is called as ``kernel(worker_id, *entry)``. By convention
+            the first item of each tuple is the element's index in the whole target.
+
+        This is called in the worker (a forked process or a thread), so it is the place
+        to open per-process resources such as files.
+        """
+        ...
+
+
+@runtime_checkable
+class TargetFactory(Protocol):
+    """What the ``pashmap.targets`` entry-point group registers: a maker of targets.
+
+    Usually a MapTarget class with an ``accepts`` classmethod. A plugin registers it in
+    its ``pyproject.toml``::
+
+        [project.entry-points."pashmap.targets"]
+        mytype = "mypackage.target:MyTypeTarget"
+
+    ``accepts`` must be cheap and must not import heavy modules: it is asked about every
+    object that ``map`` has to wrap. Check ``sys.modules`` for the library rather than
+    importing it (an object of that library cannot exist unless it was imported).
+    An optional ``description`` string names the accepted types in error messages.
+    """
+
+    def accepts(self, obj: object, /) -> bool:
+        """Whether this factory can wrap ``obj``."""
+        ...
+
+    def __call__(self, obj: Any, /) -> MapTarget[Any]:
+        """Wrap ``obj`` in a MapTarget."""
+        ...
+
+
+def contiguous_ranges(length: int, n: int) -> list[range]:
+    """Cut ``range(length)`` into at most ``n`` contiguous ranges of near-equal size.
+
+    The building block of targets whose elements are addressed by index.
+
+    Args:
+        length: the number of elements, ``>= 0``.
+        n: the number of ranges wanted, ``>= 1``.
+
+    Returns:
+        ``min(n, length)`` non-empty ranges, in order, covering ``range(length)``; their
+        sizes differ by at most one (the larger ones come first). Empty for ``length == 0``.
+
+    Raises:
+        ValueError: ``n < 1`` or ``length < 0``.
+        TypeError: ``n`` or ``length`` is not an integer.
+    """
+    length = operator.index(length)
+    n = operator.index(n)
+    if n < 1:
+        raise ValueError(f"the number of shares must be at least 1, got {n}")
+    if length < 0:
+        raise ValueError(f"length must not be negative, got {length}")
+    n = min(n, length)
+    if n == 0:
+        return []
+    size, extra = divmod(length, n)
+    ranges = []
+    start = 0
+    for k in range(n):
+        stop = start + size + (1 if k < extra else 0)
+        ranges.append(range(start, stop))
+        start = stop
+    return ranges

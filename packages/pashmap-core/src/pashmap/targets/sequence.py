@@ -1,0 +1,61 @@
+"""SequenceTarget: map over any ``collections.abc.Sequence``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import ClassVar, Generic, TypeVar
+
+from pashmap.target import contiguous_ranges
+
+__all__ = ["SequenceTarget"]
+
+T = TypeVar("T")
+
+# Types whose slices are cheap views or shallow copies of the same elements.
+_SLICEABLE = (list, tuple, range, str, bytes, bytearray, memoryview)
+
+
+class SequenceTarget(Generic[T]):
+    """Map over a sequence (list, tuple, range, str, or any ``collections.abc.Sequence``).
+
+    Each element gives the kernel ``(index, value)``, so the kernel is called as
+    ``kernel(worker_id, index, sequence[index])``. Shares are contiguous index ranges.
+
+    Args:
+        sequence: the sequence. It is not copied: under a forking context the workers
+            see it as it was when the map started.
+
+    Raises:
+        TypeError: ``sequence`` is not a ``collections.abc.Sequence``.
+    """
+
+    description: ClassVar[str] = "sequences (list, tuple, range, any collections.abc.Sequence)"
+
+    def __init__(self, sequence: Sequence[T]) -> None:
+        if not isinstance(sequence, Sequence):
+            raise TypeError(
+                f"SequenceTarget needs a collections.abc.Sequence, got {type(sequence).__name__}"
+            )
+        self.sequence = sequence
+
+    @classmethod
+    def accepts(cls, obj: object) -> bool:
+        """Whether ``obj`` is a ``collections.abc.Sequence``."""
+        return isinstance(obj, Sequence)
+
+    def __len__(self) -> int:
+        return len(self.sequence)
+
+    def __repr__(self) -> str:
+        return f"SequenceTarget(<{type(self.sequence).__name__} of {len(self.sequence)}>)"
+
+    def split(self, n: int, /) -> list[range]:
+        """Cut into at most ``n`` contiguous index ranges of near-equal size."""
+        return contiguous_ranges(len(self.sequence), n)
+
+    def iterate(self, share: range, /) -> Iterator[tuple[int, T]]:
+        """Yield ``(index, value)`` for every index of ``share``."""
+        seq = self.sequence
+        if isinstance(seq, _SLICEABLE) and share.step == 1:
+            return zip(share, seq[share.start : share.stop], strict=False)
+        return ((index, seq[index]) for index in share)
