@@ -45,13 +45,14 @@ from pashmap.errors import (
     WorkerError,
 )
 from pashmap.local import LocalContext
-from pashmap.target import MapTarget, TargetFactory, contiguous_ranges
+from pashmap.target import ColumnarTarget, MapTarget, TargetFactory, contiguous_ranges
 from pashmap.targets.dataarray import DataArrayTarget
 from pashmap.targets.ndarray import NdarrayTarget
 from pashmap.targets.sequence import SequenceTarget
 
 __all__ = [
     "BaseContext",
+    "ColumnarTarget",
     "Context",
     "DataArrayTarget",
     "LocalContext",

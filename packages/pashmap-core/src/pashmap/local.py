@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
-from itertools import starmap
 from typing import Any, TypeVar
 
 import numpy as np
@@ -12,6 +10,7 @@ from numpy.typing import NDArray
 
 from pashmap.allocation import Order
 from pashmap.context import BaseContext
+from pashmap.execution import run_share
 from pashmap.target import MapTarget
 
 __all__ = ["LocalContext"]
@@ -64,11 +63,10 @@ class LocalContext(BaseContext):
             raise TypeError(
                 f"LocalContext.map() got unexpected option(s): {', '.join(sorted(options))}"
             )
-        call = partial(kernel, 0)
         shares = target.split(1)
         if len(shares) == 1:
-            return list(starmap(call, target.iterate(shares[0])))
+            return run_share(kernel, 0, target, shares[0])
         results: list[R] = []
         for share in shares:
-            results.extend(starmap(call, target.iterate(share)))
+            results.extend(run_share(kernel, 0, target, share))
         return results

@@ -60,7 +60,11 @@ class NdarrayTarget:
 
     def iterate(self, share: range, /) -> Iterator[tuple[int, Any]]:
         """Yield ``(index, array[..., index, ...])`` for every index of ``share``."""
-        return zip(share, self._moved[share.start : share.stop], strict=False)
+        return zip(*self.iterate_columns(share), strict=True)
+
+    def iterate_columns(self, share: range, /) -> tuple[range, NDArray[Any]]:
+        """Return ``(indices, array block)`` of ``share``; iterating the block gives views."""
+        return share, self._moved[share.start : share.stop]
 
 
 def _normalize_axis(axis: SupportsIndex, ndim: int) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import ClassVar, Generic, TypeVar
 
 from pashmap.target import contiguous_ranges
@@ -55,7 +55,11 @@ class SequenceTarget(Generic[T]):
 
     def iterate(self, share: range, /) -> Iterator[tuple[int, T]]:
         """Yield ``(index, value)`` for every index of ``share``."""
+        return zip(*self.iterate_columns(share), strict=True)
+
+    def iterate_columns(self, share: range, /) -> tuple[range, Iterable[T]]:
+        """Return ``(indices, values)`` of ``share``."""
         seq = self.sequence
         if isinstance(seq, _SLICEABLE) and share.step == 1:
-            return zip(share, seq[share.start : share.stop], strict=False)
-        return ((index, seq[index]) for index in share)
+            return share, seq[share.start : share.stop]
+        return share, (seq[index] for index in share)
