@@ -1,0 +1,149 @@
+"""The ``pashmap`` command: ``pashmap demo`` and ``pashmap info``.
+
+``demo`` runs the README's quick guide at a real size under every installed context and
+checks the results; ``info`` prints what a bug report needs: versions, registered
+contexts and targets, usable CPUs and shared-memory capacity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+import pashmap as pm
+from pashmap.registry import CONTEXTS_GROUP, TARGETS_GROUP, registrations
+
+__all__ = ["main"]
+
+
+def _context_names() -> list[str]:
+    """Registered context names, aliases (same object as an earlier name) left out."""
+    seen: set[str] = set()
+    names = []
+    for name, registration in registrations(CONTEXTS_GROUP).items():
+        if registration.value not in seen:
+            seen.add(registration.value)
+            names.append(name)
+    return names
+
+
+def _quick_guide(inp: np.ndarray[tuple[int], np.dtype[np.float64]]) -> tuple[float, bool]:
+    """The README's quick guide on the default context: (map seconds, result correct)."""
+    outp = pm.array(len(inp))
+
+    def triple_it(worker_id: int, index: int, value: float) -> None:
+        outp[index] = 3 * value
+
+    start = time.perf_counter()
+    pm.map(triple_it, inp)
+    elapsed = time.perf_counter() - start
+    return elapsed, bool(np.allclose(outp, inp * 3))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    n = args.size
+    inp = np.random.default_rng(0).random(n)
+    print(f"pashmap demo: the quick guide, outp[index] = 3 * value over {n:,} float64")
+    print(f"{'context':<12} {'workers':>7} {'map time':>10} {'per element':>12} {'result':>7}")
+    failures = 0
+    for name in _context_names():
+        kwargs = {} if args.workers is None or name == "local" else {"num_workers": args.workers}
+        with pm.use_context(name, **kwargs) as context:
+            elapsed, ok = _quick_guide(inp)
+        failures += not ok
+        print(
+            f"{name:<12} {context.num_workers:>7} {elapsed:>8.3f} s {elapsed / n * 1e9:>9.0f} ns"
+            f" {'ok' if ok else 'WRONG':>7}"
+        )
+    if failures:
+        print(f"pashmap demo: {failures} context(s) gave wrong results", file=sys.stderr)
+        return 1
+    print("all results verified against inp * 3")
+    return 0
+
+
+def _distribution_versions() -> list[tuple[str, str]]:
+    from importlib.metadata import PackageNotFoundError, distributions, version
+
+    found = sorted({(d.metadata["Name"], d.version) for d in distributions() if d.metadata["Name"]})
+    rows = [(name, ver) for name, ver in found if name.lower().startswith("pashmap")]
+    for other in ("numpy", "extra-data", "h5py", "xarray"):
+        try:
+            rows.append((other, version(other)))
+        except PackageNotFoundError:
+            rows.append((other, "not installed"))
+    return rows
+
+
+def _usable_cpus() -> str:
+    if hasattr(os, "sched_getaffinity"):
+        return f"{len(os.sched_getaffinity(0))} usable (affinity), {os.cpu_count()} in the machine"
+    return f"{os.cpu_count()} in the machine"
+
+
+def _info(args: argparse.Namespace) -> int:
+    print(f"python        {platform.python_version()} ({sys.executable})")
+    print(f"platform      {platform.platform()}")
+    print(f"cpus          {_usable_cpus()}")
+    if os.path.isdir("/dev/shm"):
+        usage = shutil.disk_usage("/dev/shm")
+        print(f"/dev/shm      {usage.free / 2**30:.1f} GiB free of {usage.total / 2**30:.1f} GiB")
+    print("packages")
+    for name, ver in _distribution_versions():
+        print(f"  {name:<14} {ver}")
+    for title, group in (("contexts", CONTEXTS_GROUP), ("targets", TARGETS_GROUP)):
+        print(f"{title} ({group})")
+        for name, registration in registrations(group).items():
+            print(f"  {name:<14} {registration.value}  [{registration.distribution}]")
+    print(f"default       {pm.get_default_context()!r}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pashmap", description="Parallel map with shared-memory, zero-copy outputs."
+    )
+    parser.add_argument("--version", action="version", version=f"pashmap {pm.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = commands.add_parser(
+        "demo", help="run the quick guide under every installed context and check it"
+    )
+    demo.add_argument(
+        "--size", type=int, default=2_000_000, help="number of elements (default 2,000,000)"
+    )
+    demo.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="workers for parallel contexts (default: all CPUs)",
+    )
+    demo.set_defaults(run=_demo)
+    info = commands.add_parser("info", help="versions, contexts, targets and CPUs, for bug reports")
+    info.set_defaults(run=_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``pashmap`` command line; return its exit status.
+
+    Exit status: 0 success, 1 a failure (wrong results or an error, reported in one line),
+    2 a usage error.
+    """
+    args = _parser().parse_args(argv)
+    try:
+        status: int = args.run(args)
+    except (pm.PashmapError, ValueError, TypeError, OSError, ImportError) as exc:
+        print(f"pashmap: error: {exc}", file=sys.stderr)
+        return 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
