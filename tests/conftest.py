@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pashmap import default
+from pashmap import default, registry
 
 
 @pytest.fixture(autouse=True)
@@ -15,3 +15,29 @@ def _restore_default_context() -> Iterator[None]:
     before = default._default
     yield
     default._default = before
+
+
+def _context_names() -> list[str]:
+    names = []
+    seen = set()
+    for name, registration in registry.registrations(registry.CONTEXTS_GROUP).items():
+        if registration.value not in seen:
+            seen.add(registration.value)
+            names.append(name)
+    return names
+
+
+@pytest.fixture(params=_context_names())
+def context_name(request: pytest.FixtureRequest) -> str:
+    """Each installed context kind by name: 'local', and 'threads'/'processes' with pashmap-shm."""
+    return str(request.param)
+
+
+@pytest.fixture
+def clean_registry() -> Iterator[None]:
+    """Forget cached entry-point discoveries before and after the test."""
+    registry.registrations.cache_clear()
+    registry.target_factories.cache_clear()
+    yield
+    registry.registrations.cache_clear()
+    registry.target_factories.cache_clear()

@@ -18,7 +18,14 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 if TYPE_CHECKING:
     from pashmap.context import Context
 
-__all__ = ["Order", "ShapeLike", "allocate_array", "normalize_order", "normalize_shape"]
+__all__ = [
+    "Order",
+    "ShapeLike",
+    "allocate_array",
+    "format_nbytes",
+    "normalize_order",
+    "normalize_shape",
+]
 
 Order = Literal["C", "F"]
 ShapeLike = SupportsIndex | Sequence[SupportsIndex]
@@ -57,6 +64,15 @@ def normalize_order(order: str | None) -> Order:
     if order == "F":
         return "F"
     raise ValueError(f"order must be 'C' (row-major) or 'F' (column-major), got {order!r}")
+
+
+def format_nbytes(shape: tuple[int, ...], dtype: np.dtype[Any]) -> str:
+    """The size of an array of ``shape`` and ``dtype``, for error messages (e.g. '1.50 GiB')."""
+    size = float(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:.2f} {unit}"
+    return f"{size:.0f} bytes"
 
 
 def allocate_array(

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from pashmap.allocation import Order
+from pashmap.allocation import Order, format_nbytes
 from pashmap.context import BaseContext
 from pashmap.execution import run_share
 from pashmap.target import MapTarget
@@ -51,10 +51,10 @@ class LocalContext(BaseContext):
         """An ordinary ``numpy.empty`` array."""
         try:
             return np.empty(shape, dtype=dtype, order=order)
-        except MemoryError as exc:
-            size = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+        except (MemoryError, ValueError) as exc:  # numpy: ValueError when beyond intp
             raise MemoryError(
-                f"cannot allocate {size / 2**30:.2f} GiB for an array of shape {shape} {dtype}"
+                f"cannot allocate {format_nbytes(shape, dtype)} for an array of shape "
+                f"{shape} {dtype}: {exc}"
             ) from exc
 
     def run(self, kernel: Callable[..., R], target: MapTarget[Any], /, **options: Any) -> list[R]:

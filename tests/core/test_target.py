@@ -1,0 +1,77 @@
+"""The MapTarget protocol, contiguous_ranges, and writing your own target."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import pashmap as pm
+
+
+@pytest.mark.parametrize(
+    ("length", "n", "sizes"),
+    [
+        (10, 1, [10]),
+        (10, 3, [4, 3, 3]),
+        (10, 10, [1] * 10),
+        (3, 8, [1, 1, 1]),  # n > len: one element per share, never an empty share
+        (0, 4, []),  # empty target: no shares
+        (7, 2, [4, 3]),
+    ],
+)
+def test_contiguous_ranges_cover_everything_in_order(length: int, n: int, sizes: list[int]) -> None:
+    ranges = pm.contiguous_ranges(length, n)
+    assert [len(r) for r in ranges] == sizes
+    assert [i for r in ranges for i in r] == list(range(length))
+
+
+@pytest.mark.parametrize("n", [0, -1])
+def test_contiguous_ranges_needs_at_least_one_share(n: int) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        pm.contiguous_ranges(10, n)
+
+
+def test_contiguous_ranges_rejects_non_integers() -> None:
+    with pytest.raises(TypeError):
+        pm.contiguous_ranges(10, 2.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="negative"):
+        pm.contiguous_ranges(-1, 2)
+
+
+class WordsTarget:
+    """A user-written target: the words of a text, in shares of neighbouring words."""
+
+    def __init__(self, text: str) -> None:
+        self.words = text.split()
+
+    def split(self, n: int) -> list[range]:
+        return pm.contiguous_ranges(len(self.words), n)
+
+    def iterate(self, share: range) -> Iterator[tuple[int, str, int]]:
+        for index in share:
+            yield index, self.words[index], len(self.words[index])
+
+
+def test_a_user_target_is_a_map_target_and_maps() -> None:
+    target = WordsTarget("the quick brown fox")
+    assert isinstance(target, pm.MapTarget)
+    assert not isinstance(target, pm.ColumnarTarget)
+
+    def kernel(worker_id: int, index: int, word: str, length: int) -> str:
+        return f"{index}:{word}:{length}"
+
+    assert pm.map(kernel, target) == ["0:the:3", "1:quick:5", "2:brown:5", "3:fox:3"]
+
+
+def test_objects_without_the_methods_are_not_map_targets() -> None:
+    assert not isinstance([1, 2], pm.MapTarget)
+    assert not isinstance("a b", pm.MapTarget)  # str has split() but no iterate()
+
+
+def test_builtin_targets_are_columnar_and_factories() -> None:
+    for target in (pm.SequenceTarget([1]), pm.NdarrayTarget([1.0])):
+        assert isinstance(target, pm.MapTarget)
+        assert isinstance(target, pm.ColumnarTarget)
+    for factory in (pm.SequenceTarget, pm.NdarrayTarget, pm.DataArrayTarget):
+        assert isinstance(factory, pm.TargetFactory)
