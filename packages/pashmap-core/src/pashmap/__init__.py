@@ -45,7 +45,13 @@ from pashmap.errors import (
     WorkerError,
 )
 from pashmap.local import LocalContext
-from pashmap.target import ColumnarTarget, MapTarget, TargetFactory, contiguous_ranges
+from pashmap.target import (
+    ColumnarTarget,
+    MapTarget,
+    SupportsMapTarget,
+    TargetFactory,
+    contiguous_ranges,
+)
 from pashmap.targets.dataarray import DataArrayTarget
 from pashmap.targets.ndarray import NdarrayTarget
 from pashmap.targets.sequence import SequenceTarget
@@ -62,6 +68,7 @@ __all__ = [
     "NdarrayTarget",
     "PashmapError",
     "SequenceTarget",
+    "SupportsMapTarget",
     "TargetFactory",
     "WorkerDiedError",
     "WorkerError",

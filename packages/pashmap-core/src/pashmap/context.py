@@ -16,14 +16,17 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, Concatenate, Protocol, TypeVar, overload, runtime_checkable
+from typing import TYPE_CHECKING, Any, Concatenate, Protocol, TypeVar, overload, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 from typing_extensions import Self
 
 from pashmap.allocation import Order, ShapeLike, allocate_array
-from pashmap.target import MapTarget
+from pashmap.target import MapTarget, SupportsMapTarget
+
+if TYPE_CHECKING:
+    import xarray
 
 __all__ = ["BaseContext", "Context"]
 
@@ -73,7 +76,7 @@ class Context(Protocol):
         """Allocate an array the workers can write to; see :func:`pashmap.array`."""
         ...
 
-    def map(self, kernel: Callable[..., R], target: object, /, **options: Any) -> list[R]:
+    def map(self, kernel: Callable[..., R], target: Any, /, **options: Any) -> list[R]:
         """Call ``kernel(worker_id, *entry)`` for every entry; see :func:`pashmap.map`."""
         ...
 
@@ -131,7 +134,20 @@ class BaseContext(abc.ABC):
 
     @overload
     def map(
-        self, kernel: Callable[Concatenate[int, ...], R], target: object, /, **options: Any
+        self,
+        kernel: Callable[[int, int, Any], R],
+        target: NDArray[Any] | xarray.DataArray,
+        /,
+        **options: Any,
+    ) -> list[R]: ...
+
+    @overload
+    def map(
+        self,
+        kernel: Callable[Concatenate[int, ...], R],
+        target: MapTarget[Any] | SupportsMapTarget,
+        /,
+        **options: Any,
     ) -> list[R]: ...
 
     def map(self, kernel: Callable[..., R], target: object, /, **options: Any) -> list[R]:

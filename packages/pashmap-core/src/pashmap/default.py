@@ -12,12 +12,17 @@ import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Concatenate, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, TypeVar, overload
 
 from typing_extensions import ParamSpec
 
 from pashmap.context import BaseContext, Context
 from pashmap.local import LocalContext
+from pashmap.target import MapTarget, SupportsMapTarget
+
+if TYPE_CHECKING:
+    import xarray
+    from numpy.typing import NDArray
 
 __all__ = [
     "array",
@@ -138,7 +143,19 @@ def map(kernel: Callable[[int, int, T], R], target: Sequence[T], /, **options: A
 
 @overload
 def map(
-    kernel: Callable[Concatenate[int, ...], R], target: object, /, **options: Any
+    kernel: Callable[[int, int, Any], R],
+    target: NDArray[Any] | xarray.DataArray,
+    /,
+    **options: Any,
+) -> list[R]: ...
+
+
+@overload
+def map(
+    kernel: Callable[Concatenate[int, ...], R],
+    target: MapTarget[Any] | SupportsMapTarget,
+    /,
+    **options: Any,
 ) -> list[R]: ...
 
 

@@ -18,7 +18,13 @@ import operator
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-__all__ = ["ColumnarTarget", "MapTarget", "TargetFactory", "contiguous_ranges"]
+__all__ = [
+    "ColumnarTarget",
+    "MapTarget",
+    "SupportsMapTarget",
+    "TargetFactory",
+    "contiguous_ranges",
+]
 
 ShareT = TypeVar("ShareT")
 
@@ -84,6 +90,22 @@ class MapTarget(Protocol[ShareT]):
         This is called in the worker (a forked process or a thread), so it is the place
         to open per-process resources such as files.
         """
+        ...
+
+
+@runtime_checkable
+class SupportsMapTarget(Protocol):
+    """An object that names its own MapTarget; ``map`` asks it before any registered target.
+
+    Example::
+
+        class Scan:
+            def __pashmap_target__(self):
+                return pm.NdarrayTarget(self.frames)
+    """
+
+    def __pashmap_target__(self) -> MapTarget[Any]:
+        """Return the MapTarget that ``map`` should walk over for this object."""
         ...
 
 
