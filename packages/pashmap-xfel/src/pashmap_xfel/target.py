@@ -1,0 +1,321 @@
+"""ExtraDataTarget: map a kernel over the trains of European XFEL data read with EXtra-data.
+
+This module is what the ``pashmap.targets`` entry point loads to ask ``accepts``, so it
+never imports EXtra-data at module level: ``accepts`` looks the library up in
+``sys.modules`` (no EXtra-data object can exist before EXtra-data was imported), and the
+methods that read data import what they need when they run.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, ClassVar, Final, Literal
+
+import numpy as np
+
+from pashmap.target import contiguous_ranges
+from pashmap_xfel.handles import close_inherited_files
+
+__all__ = ["ExtraDataTarget", "Kind"]
+
+Kind = Literal["DataCollection", "SourceData", "KeyData", "detector"]
+
+# The options of each kind, with EXtra-data's own defaults for the matching trains()
+# call, except KeyData's include_empty (see the class docstring).
+_OPTIONS: Final[Mapping[Kind, Mapping[str, Any]]] = {
+    "DataCollection": {"require_all": False, "flat_keys": False, "keep_dims": False},
+    "SourceData": {"require_all": False, "keep_dims": False},
+    "KeyData": {"keep_dims": False, "include_empty": True},
+    "detector": {"require_all": True},
+}
+_XTDF_OPTIONS: Final[Mapping[str, Any]] = {"require_all": True, "pulses": None}
+
+_SUPPORTED = (
+    "a DataCollection (run, run.select(...), run.select_trains(...)), a SourceData "
+    "(run['SRC']), a KeyData (run['SRC', 'key']) or a multi-module detector of "
+    "extra_data.components (AGIPD1M, LPD1M, DSSC1M, JUNGFRAU, ...)"
+)
+
+
+class ExtraDataTarget:
+    """Map over the trains of an EXtra-data object, in shares of neighbouring trains.
+
+    The kernel is called as ``kernel(worker_id, index, train_id, data)`` for each train,
+    where ``index`` is the position of ``train_id`` in ``obj.train_ids`` (so results can
+    be written to ``out[index]`` of an array of ``len(obj.train_ids)``) and ``data``
+    depends on what ``obj`` is:
+
+    * a ``DataCollection`` (a run, ``run.select(...)``, ``run.select_trains(...)``): the
+      train's ``{source: {key: value}}`` dict, as ``obj.trains()`` gives it (with each
+      source's ``'metadata'`` entry; a source without data in the train has only that);
+    * a ``SourceData`` (``run['SRC']``, ``run['SRC'].select_keys(...)``): that source's
+      ``{key: value}`` dict for the train, i.e. ``data[source]`` of the dict above;
+    * a ``KeyData`` (``run['SRC', 'key']``): the key's numpy array for the train.
+      Trains without data for the key are visited too, with an empty array (length 0
+      on the first axis), so that every index of ``obj.train_ids`` is visited;
+    * a multi-module detector of ``extra_data.components`` (``AGIPD1M``, ``LPD1M``,
+      ``DSSC1M``, ``JUNGFRAU``, ...): the ``{key: xarray.DataArray}`` dict of the
+      train's data stacked across modules, as the detector's ``trains()`` gives it.
+
+    ``pm.map(kernel, obj)`` wraps ``obj`` in this target by itself; construct it
+    explicitly to pass options. The options are those of EXtra-data's ``trains()``
+    methods, with the same meaning and defaults; each applies to the kinds listed, and
+    giving one to another kind raises ``TypeError``:
+
+    Args:
+        obj: the EXtra-data object to map over (see above).
+        require_all: skip trains that lack data for any selected source (for a
+            detector: any module), as ``trains(require_all=True)`` does. Skipped trains
+            are not visited; the other trains keep their index. DataCollection and
+            SourceData (default ``False``), detectors (default ``True``).
+        keep_dims: keep the first axis of a value with a single entry in the train
+            (e.g. control data), instead of dropping it. DataCollection, SourceData and
+            KeyData; default ``False``.
+        flat_keys: give ``data`` as a flat ``{(source, key): value}`` dict.
+            DataCollection only; default ``False``.
+        include_empty: visit trains without data for the key, with an empty array.
+            KeyData only; default ``True`` (``KeyData.trains()`` defaults to ``False``,
+            which would leave holes in ``index``); ``False`` skips them.
+        pulses: the pulses to include in each train, as for ``AGIPD1M.trains(pulses=...)``
+            (a slice, an array, ``by_index[...]`` or ``by_id[...]``). Detectors with
+            pulse-resolved data (AGIPD, LPD, DSSC); default: all pulses.
+
+    Raises:
+        TypeError: ``obj`` is not one of the kinds above, or an option was given that
+            does not apply to its kind (the message lists those that do).
+        ValueError: ``obj`` is a SourceData of an auxiliary section (REDUCTION, ERRATA),
+            which has no per-train data to iterate.
+
+    Under the ``'processes'`` context, each worker process closes the HDF5 files it
+    inherited from the caller before its first read, so that it reads through files it
+    opened itself (see :func:`pashmap_xfel.close_inherited_files`). Under ``'threads'``
+    the workers share the caller's files; h5py lets one thread at a time into HDF5.
+    """
+
+    description: ClassVar[str] = (
+        "EXtra-data runs and selections (DataCollection), run['SRC'] (SourceData), "
+        "run['SRC', 'key'] (KeyData) and multi-module detectors (AGIPD1M, LPD1M, ...)"
+    )
+
+    def __init__(
+        self,
+        obj: Any,
+        *,
+        require_all: bool | None = None,
+        keep_dims: bool | None = None,
+        flat_keys: bool | None = None,
+        include_empty: bool | None = None,
+        pulses: Any = None,
+    ) -> None:
+        kind = _kind_of(obj)
+        if kind is None:
+            raise TypeError(
+                f"ExtraDataTarget cannot map over {_type_name(obj)}; it maps over "
+                f"{_SUPPORTED}.{_hint_for(obj)}"
+            )
+        if kind == "SourceData" and obj.section not in ("CONTROL", "INSTRUMENT"):
+            raise ValueError(
+                f"cannot map over the trains of {obj.source!r}: it is a {obj.section} "
+                "source, which has no per-train data"
+            )
+        given = {
+            "require_all": require_all,
+            "keep_dims": keep_dims,
+            "flat_keys": flat_keys,
+            "include_empty": include_empty,
+            "pulses": pulses,
+        }
+        defaults = _XTDF_OPTIONS if kind == "detector" and _is_xtdf(obj) else _OPTIONS[kind]
+        wrong = sorted(name for name, value in given.items() if value is not None)
+        wrong = [name for name in wrong if name not in defaults]
+        if wrong:
+            what = _type_name(obj).rpartition(".")[2]
+            allowed = ", ".join(defaults)
+            raise TypeError(
+                f"option(s) {', '.join(wrong)} do not apply to {what}; "
+                f"the options for {what} are: {allowed}"
+            )
+        self.obj: Any = obj
+        self.kind: Kind = kind
+        self.options: dict[str, Any] = {
+            name: default if given[name] is None else given[name]
+            for name, default in defaults.items()
+        }
+        self.train_ids: np.ndarray[Any, np.dtype[np.uint64]] = np.asarray(
+            obj.train_ids, dtype=np.uint64
+        )
+
+    @classmethod
+    def accepts(cls, obj: object) -> bool:
+        """Whether ``obj`` is an EXtra-data object; never imports EXtra-data.
+
+        Args:
+            obj: any object that ``pm.map`` was asked to map over.
+
+        Returns:
+            True for the kinds this target maps over, and also for any other object
+            of a type defined by EXtra-data, so that the constructor can say what to map
+            over instead (rather than a misleading "install pashmap-xfel"). False for
+            everything else, and always when EXtra-data has not been imported.
+        """
+        if "extra_data" not in sys.modules:
+            return False
+        return _kind_of(obj) is not None or _type_module(obj).partition(".")[0] == "extra_data"
+
+    def __len__(self) -> int:
+        return len(self.train_ids)
+
+    def __repr__(self) -> str:
+        options = "".join(f", {name}={value!r}" for name, value in self.options.items())
+        return f"ExtraDataTarget(<{self.kind} of {len(self)} trains>{options})"
+
+    def split(self, n: int, /) -> list[range]:
+        """Cut the trains into at most ``n`` contiguous ranges of train positions.
+
+        Neighbouring trains are stored next to each other in the same files, so a
+        worker walking a range reads its files sequentially.
+
+        Args:
+            n: the number of shares wanted, ``>= 1``.
+
+        Returns:
+            Ranges of positions in ``obj.train_ids``, in order; fewer than ``n`` when
+            there are fewer trains, none for an object without trains.
+
+        Raises:
+            ValueError: ``n < 1``.
+        """
+        return contiguous_ranges(len(self.train_ids), n)
+
+    def iterate(self, share: range, /) -> Iterator[tuple[int, int, Any]]:
+        """Read the trains of one share, in order.
+
+        Run in a worker: in a forked worker it first closes the HDF5 files inherited
+        from the caller, so that the reads go through files opened by the worker.
+
+        Args:
+            share: one of the ranges returned by :meth:`split`.
+
+        Returns:
+            An iterator of ``(index, train_id, data)``, one per train visited; ``data``
+            as described in the class docstring. ``train_id`` is a Python ``int``.
+        """
+        close_inherited_files()
+        if not share:
+            return iter(())
+        section = self.obj.select_trains(np.s_[share.start : share.stop])
+        if self.kind == "KeyData":
+            return self._iterate_key_data(share, section)
+        if self.kind == "SourceData":
+            return self._iterate_source_data(share, section)
+        if self.kind == "DataCollection":
+            return self._indexed(share, section.trains(**self.options))
+        return self._indexed(share, _detector_trains(section, self.options))
+
+    # ---------------------------------------------------------------- per kind
+    def _indexed(
+        self, share: range, trains: Iterable[tuple[Any, Any]]
+    ) -> Iterator[tuple[int, int, Any]]:
+        position = _positions(self.train_ids, share)
+        for train_id, data in trains:
+            tid = int(train_id)
+            yield position[tid], tid, data
+
+    def _iterate_source_data(self, share: range, section: Any) -> Iterator[tuple[int, int, Any]]:
+        from extra_data import DataCollection
+
+        source = section.source
+        collection = DataCollection(
+            section.files,
+            sources_data={source: section},
+            train_ids=section.train_ids,
+            inc_suspect_trains=section.inc_suspect_trains,
+            is_single_run=section.is_single_run,
+        )
+        for index, tid, data in self._indexed(share, collection.trains(**self.options)):
+            yield index, tid, data[source]
+
+    def _iterate_key_data(self, share: range, section: Any) -> Iterator[tuple[int, int, Any]]:
+        keep_dims = self.options["keep_dims"]
+        include_empty = self.options["include_empty"]
+        empty = np.empty((0, *section.entry_shape), dtype=section.dtype)
+        position = _positions(self.train_ids, share)
+        following = share.start  # the next index not yet visited
+        for train_id, value in section.trains(keep_dims=keep_dims, include_empty=True):
+            tid = int(train_id)
+            index = position[tid]
+            if index < following:
+                # The same train in a second file (suspect trains): the first one wins,
+                # as in KeyData.train_from_id().
+                continue
+            if include_empty:
+                # Trains in no file of this key get no entry from trains() at all.
+                for missing in range(following, index):
+                    yield missing, int(self.train_ids[missing]), empty
+            following = index + 1
+            if value is None:
+                if not include_empty:
+                    continue
+                value = empty
+            elif not include_empty and keep_dims and len(value) == 0:
+                continue
+            yield index, tid, value
+        if include_empty:
+            for missing in range(following, share.stop):
+                yield missing, int(self.train_ids[missing]), empty
+
+
+def _detector_trains(detector: Any, options: Mapping[str, Any]) -> Iterable[tuple[Any, Any]]:
+    kwargs = {"require_all": options["require_all"]}
+    if options.get("pulses") is not None:
+        kwargs["pulses"] = options["pulses"]
+    trains: Iterable[tuple[Any, Any]] = detector.trains(**kwargs)
+    return trains
+
+
+def _positions(train_ids: np.ndarray[Any, Any], share: range) -> dict[int, int]:
+    """Map each train ID of the share to its index in the whole target."""
+    return {int(tid): share.start + i for i, tid in enumerate(train_ids[share.start : share.stop])}
+
+
+def _kind_of(obj: object) -> Kind | None:
+    extra_data = sys.modules.get("extra_data")
+    if extra_data is None:
+        return None
+    if isinstance(obj, extra_data.KeyData):
+        return "KeyData"
+    if isinstance(obj, extra_data.SourceData):
+        return "SourceData"
+    if isinstance(obj, extra_data.DataCollection):
+        return "DataCollection"
+    components = sys.modules.get("extra_data.components")
+    if components is not None and isinstance(obj, components.MultimodDetectorBase):
+        return "detector"
+    return None
+
+
+def _is_xtdf(detector: object) -> bool:
+    components = sys.modules.get("extra_data.components")
+    return components is not None and isinstance(detector, components.XtdfDetectorBase)
+
+
+def _hint_for(obj: object) -> str:
+    components = sys.modules.get("extra_data.components")
+    if components is not None and isinstance(obj, components.MultimodKeyData):
+        return (
+            " For one key of a detector, map over the detector and use data[key], "
+            "or over one module's run[source, key]."
+        )
+    return ""
+
+
+def _type_module(obj: object) -> str:
+    module = type(obj).__module__
+    return module if isinstance(module, str) else ""
+
+
+def _type_name(obj: object) -> str:
+    klass = type(obj)
+    module = _type_module(obj)
+    return klass.__qualname__ if module == "builtins" else f"{module}.{klass.__qualname__}"
