@@ -1,0 +1,372 @@
+"""ProcessContext: run maps in forked worker processes writing into shared memory.
+
+Each map forks its workers afresh, so the kernel -- a closure, a lambda, a local function
+-- and everything it refers to reach the workers as they are at the moment of the call,
+without pickling. The workers take share after share from a pipe holding the share
+indices (dynamic load balancing), write their results into shared arrays and report on a
+pipe of their own. The caller watches all pipes at once: a worker's end of file without a
+final message means that worker died, which is reported at once as
+:class:`pashmap.WorkerDiedError`; nothing waits on a worker that cannot answer.
+
+Fork and threads
+    Python 3.12+ warns (``DeprecationWarning``) when a process that has more than one
+    thread forks, because a lock held by another thread at that instant stays locked
+    forever in the child. numpy's BLAS starts such threads at import, so every fork made
+    here would warn. pashmap-shm silences that one warning, for the forks it makes, on
+    purpose: the child only runs the kernel and this module's loop, and then leaves with
+    ``os._exit``. BLAS libraries (OpenBLAS, MKL) reset their thread pools in the child,
+    and CPython re-creates its own locks (import lock, stdio buffers, logging handlers)
+    after fork. What remains unsafe is a kernel that takes a lock which one of *your*
+    threads may hold during the map (e.g. a lock in a library you call from both); use
+    :class:`~pashmap_shm.ThreadContext` for such code, or start your threads after the
+    map.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import pickle
+import select
+import signal
+import sys
+import warnings
+from array import array
+from collections.abc import Callable, Sequence
+from itertools import chain
+from typing import Any, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pashmap import BaseContext, MapTarget, WorkerDiedError
+from pashmap.allocation import Order
+from pashmap_shm import protocol
+from pashmap_shm.scheduling import split_target
+from pashmap_shm.shared_memory import allocate_shared, clear_cache
+from pashmap_shm.unshared_writes import warn_about_unshared_writes
+from pashmap_shm.worker import serve
+from pashmap_shm.workers import in_worker, resolve_num_workers
+
+__all__ = ["ProcessContext"]
+
+R = TypeVar("R")
+
+# See "Fork and threads" above. The filter matches only forks made by this module.
+warnings.filterwarnings(
+    "ignore",
+    message=r"This process \(pid=\d+\) is multi-threaded, use of fork\(\) may lead to deadlocks",
+    category=DeprecationWarning,
+    module=r"pashmap_shm\.process",
+)
+
+_F_SETPIPE_SZ = 1031
+_PIPE_CAPACITY = 65536
+_RECORD = 4  # bytes per share index in the queue pipe
+_POLL_MS = 200  # how often to check for workers that died but whose pipe stays open
+_SIGINT = {signal.SIGINT}
+
+
+class ProcessContext(BaseContext):
+    """Run maps in forked processes; arrays it allocates live in shared memory.
+
+    The kernel is called as ``kernel(worker_id, *entry)`` in ``num_workers`` child
+    processes forked at each map. Write results into arrays from ``ctx.array`` /
+    ``pm.array`` (while this context is the default): they are shared with the workers,
+    so the caller sees the writes with no copy. Writes to any other object stay in the
+    worker; return values are pickled back.
+
+    Behaviour at the edges:
+
+    * a kernel exception is re-raised in the caller with its original type and the
+      worker's traceback chained (:class:`~pashmap_shm.RemoteTraceback`); the other
+      workers are stopped at once;
+    * a worker that dies (killed, crashed, ``os._exit``) raises
+      :class:`pashmap.WorkerDiedError` naming the worker and its signal or exit status;
+    * Ctrl-C raises ``KeyboardInterrupt`` in the caller (workers ignore SIGINT and are
+      killed by the caller); workers are also killed if the caller dies;
+    * a map started inside a worker runs serially in that worker.
+
+    Args:
+        num_workers: the number of worker processes; ``None`` (default) uses every CPU
+            this process may run on (``os.sched_getaffinity``, which follows taskset,
+            Slurm and cgroup CPU sets).
+
+    Raises:
+        TypeError: ``num_workers`` is not an integer.
+        ValueError: ``num_workers`` is smaller than 1.
+    """
+
+    def __init__(self, num_workers: int | None = None) -> None:
+        self._num_workers = resolve_num_workers(num_workers, type(self).__name__)
+
+    @property
+    def num_workers(self) -> int:
+        """The number of worker processes a map forks (at most one per share)."""
+        return self._num_workers
+
+    def allocate(self, shape: tuple[int, ...], dtype: np.dtype[Any], order: Order) -> NDArray[Any]:
+        """An uninitialised array in shared anonymous memory.
+
+        Raises:
+            TypeError: ``dtype`` holds Python objects, which cannot be shared.
+            MemoryError: the array does not fit in the memory available (the message
+                gives the size asked and the size available).
+        """
+        return allocate_shared(shape, dtype, order)
+
+    def run(self, kernel: Callable[..., R], target: MapTarget[Any], /, **options: Any) -> list[R]:
+        """Call ``kernel(worker_id, *entry)`` for every entry of ``target``, in workers.
+
+        Args:
+            kernel: the function to apply.
+            target: the map target.
+            **options: ``shares``, the number of shares to cut the target into
+                (default 32 per worker).
+
+        Returns:
+            The kernel's return values in index order.
+
+        Raises:
+            TypeError: an unknown option.
+            WorkerDiedError: a worker process ended without finishing.
+            KernelError: the kernel raised an exception that could not be pickled.
+            BaseException: whatever the kernel raised, with its original type.
+        """
+        shares = split_target(target, self._num_workers, options, type(self).__name__)
+        if not shares:
+            return []
+        if in_worker():
+            return [value for share in shares for value in _run_share(kernel, target, share)]
+        warn_about_unshared_writes(kernel)
+        return _ForkedMap(kernel, target, shares, min(self._num_workers, len(shares))).run()
+
+    def close(self) -> None:
+        """Return cached shared memory (of arrays already dropped) to the system."""
+        clear_cache()
+
+
+def _run_share(kernel: Callable[..., R], target: MapTarget[Any], share: object) -> list[R]:
+    return [kernel(0, *entry) for entry in target.iterate(share)]
+
+
+class _Worker:
+    """The caller's view of one worker process."""
+
+    __slots__ = ("buffer", "done", "fd", "pid", "reaped", "worker_id")
+
+    def __init__(self, worker_id: int, pid: int, fd: int) -> None:
+        self.worker_id = worker_id
+        self.pid = pid
+        self.fd = fd
+        self.buffer = bytearray()
+        self.done = False
+        self.reaped = False
+
+
+class _ForkedMap:
+    """One map over forked workers: start them, collect their messages, clean up."""
+
+    def __init__(
+        self,
+        kernel: Callable[..., Any],
+        target: MapTarget[Any],
+        shares: Sequence[Any],
+        num_workers: int,
+    ) -> None:
+        self.kernel = kernel
+        self.target = target
+        self.shares = shares
+        self.num_workers = num_workers
+        self.workers: list[_Worker] = []
+        self.values: list[list[Any] | None] = [None] * len(shares)
+        self.none_counts: list[tuple[int, int]] = []
+
+    def run(self) -> list[Any]:
+        parent_pid = os.getpid()
+        queue_read, queue_write = os.pipe()
+        try:
+            self._fill_queue(queue_write)
+            os.close(queue_write)
+            queue_write = -1
+            self._start(queue_read, parent_pid)
+            os.close(queue_read)
+            queue_read = -1
+            self._collect()
+        finally:
+            for fd in (queue_read, queue_write):
+                if fd >= 0:
+                    os.close(fd)
+            if os.getpid() == parent_pid:
+                self._stop_all()
+        for share, count in self.none_counts:
+            self.values[share] = [None] * count
+        return list(chain.from_iterable(v for v in self.values if v is not None))
+
+    def _fill_queue(self, fd: int) -> None:
+        records = array("I", range(len(self.shares))).tobytes()
+        if len(records) > _PIPE_CAPACITY:
+            import fcntl
+
+            try:
+                fcntl.fcntl(fd, _F_SETPIPE_SZ, len(records))
+            except OSError as exc:
+                raise ValueError(
+                    f"the target was cut into {len(self.shares)} shares, more than a worker "
+                    f"queue can hold; pass shares=<fewer> to map() ({exc})"
+                ) from exc
+        os.write(fd, records)
+
+    def _start(self, queue_read: int, parent_pid: int) -> None:
+        # Output buffered now would be written again by every child that flushes it.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                stream.flush()
+        # Objects the child inherits are never scanned by its garbage collector, which
+        # would otherwise copy (on write) every page holding one.
+        gc.freeze()
+        # A Ctrl-C landing in a child between fork() and its first line would unwind the
+        # caller's code there; hold SIGINT until the child has set its own handling.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
+        try:
+            for worker_id in range(self.num_workers):
+                read_fd, write_fd = os.pipe()
+                try:
+                    pid = os.fork()
+                except BaseException:
+                    os.close(read_fd)
+                    os.close(write_fd)
+                    raise
+                if pid == 0:
+                    os.close(read_fd)
+                    for worker in self.workers:
+                        os.close(worker.fd)
+                    serve(
+                        worker_id,
+                        self.kernel,
+                        self.target,
+                        self.shares,
+                        queue_read,
+                        write_fd,
+                        parent_pid,
+                    )
+                os.close(write_fd)
+                self.workers.append(_Worker(worker_id, pid, read_fd))
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGINT)
+            gc.unfreeze()
+
+    def _collect(self) -> None:
+        poller = select.poll()
+        by_fd = {}
+        for worker in self.workers:
+            poller.register(worker.fd, select.POLLIN)
+            by_fd[worker.fd] = worker
+        running = len(self.workers)
+        while running:
+            events = poller.poll(_POLL_MS)
+            if not events:
+                self._check_alive()
+                continue
+            for fd, _ in events:
+                worker = by_fd[fd]
+                chunk = os.read(fd, 1 << 20)
+                if chunk:
+                    worker.buffer += chunk
+                    self._handle_messages(worker)
+                    if worker.done:
+                        poller.unregister(fd)
+                        running -= 1
+                else:
+                    raise self._died(worker)
+
+    def _handle_messages(self, worker: _Worker) -> None:
+        buffer = worker.buffer
+        header_size = protocol.HEADER.size
+        start = 0
+        while len(buffer) - start >= header_size:
+            kind, share, length = protocol.HEADER.unpack_from(buffer, start)
+            end = start + header_size + length
+            if len(buffer) < end:
+                break
+            payload = bytes(buffer[start + header_size : end])
+            start = end
+            if kind == protocol.RESULTS:
+                self.values[share] = pickle.loads(payload)
+            elif kind == protocol.DONE:
+                self.none_counts.extend(protocol.decode_none_counts(payload))
+                worker.done = True
+            else:
+                raise protocol.decode_exception(payload)
+        del buffer[:start]
+
+    def _check_alive(self) -> None:
+        """Catch a dead worker whose pipe is still held open (e.g. by a grandchild)."""
+        for worker in self.workers:
+            if worker.done or worker.reaped:
+                continue
+            pid, status = os.waitpid(worker.pid, os.WNOHANG)
+            if pid:
+                worker.reaped = True
+                raise _died_error(worker, status)
+
+    def _died(self, worker: _Worker) -> WorkerDiedError:
+        _, status = _wait(worker.pid)
+        worker.reaped = True
+        return _died_error(worker, status)
+
+    def _stop_all(self) -> None:
+        """Kill what still runs, reap every worker, close every pipe; never interrupted."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
+        try:
+            for worker in self.workers:
+                if not worker.reaped and not worker.done:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(worker.pid, signal.SIGKILL)
+            for worker in self.workers:
+                if not worker.reaped:
+                    _wait(worker.pid)
+                    worker.reaped = True
+                os.close(worker.fd)
+            self.workers.clear()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGINT)
+
+
+def _wait(pid: int) -> tuple[int, int]:
+    try:
+        return os.waitpid(pid, 0)
+    except ChildProcessError:  # reaped by someone else (a SIGCHLD handler)
+        return pid, 0
+
+
+def _died_error(worker: _Worker, status: int) -> WorkerDiedError:
+    who = f"worker {worker.worker_id} (pid {worker.pid})"
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        hints: dict[int, str] = {
+            signal.SIGKILL: "; SIGKILL usually comes from the out-of-memory killer "
+            "(check the memory limit of the job, or dmesg) or from a user",
+            signal.SIGSEGV: "; a segmentation fault is a bug in compiled code called by the kernel",
+            signal.SIGBUS: "; SIGBUS often means shared memory or a memory-mapped file ran out",
+        }
+        hint = hints.get(number, "")
+        return WorkerDiedError(
+            f"{who} was killed by {name} ({number}) during the map{hint}",
+            worker_id=worker.worker_id,
+            pid=worker.pid,
+            signal=number,
+        )
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
+    return WorkerDiedError(
+        f"{who} exited with status {code} before finishing its shares (os._exit(), or a "
+        "library calling exit(), in the kernel?)",
+        worker_id=worker.worker_id,
+        pid=worker.pid,
+        exitcode=code,
+    )

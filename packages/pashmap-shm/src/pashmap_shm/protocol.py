@@ -1,0 +1,156 @@
+"""The messages a forked worker sends to the caller, and how they are framed on a pipe.
+
+Each worker has a pipe of its own to the caller; the caller reads all of them at once.
+A message is a fixed header (kind, share index, payload length) followed by the payload:
+
+* ``RESULTS``: the pickled list of the kernel's return values for one share. Not sent
+  when every value is ``None``, which is the common case of kernels that write into
+  shared arrays;
+* ``DONE``: the worker ran out of shares; the payload lists ``(share, count)`` for the
+  shares whose values were all ``None``, so the caller can still return one value per
+  element;
+* ``ERROR``: the kernel (or the target) raised; the payload carries the exception,
+  pickled if it can be, its type and message as text, and the formatted traceback.
+
+A worker that ends without sending ``DONE`` or ``ERROR`` has died; the caller notices from
+the end of file on its pipe.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import traceback
+from array import array
+
+from pashmap import PashmapError
+
+__all__ = [
+    "DONE",
+    "ERROR",
+    "HEADER",
+    "RESULTS",
+    "KernelError",
+    "RemoteTraceback",
+    "decode_exception",
+    "decode_none_counts",
+    "encode_exception",
+    "encode_none_counts",
+    "send",
+]
+
+RESULTS = 1
+DONE = 2
+ERROR = 3
+
+# kind, share index, payload length
+HEADER = struct.Struct("=BiQ")
+
+
+class RemoteTraceback(Exception):  # noqa: N818 - a traceback, named as in concurrent.futures
+    """The traceback of an exception raised in a worker process.
+
+    Chained as the ``__cause__`` of the exception re-raised in the caller, so the report
+    shows where in the kernel it happened.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.text.rstrip()}\n"""'
+
+
+class KernelError(PashmapError):
+    """A kernel raised, in a worker process, an exception that could not reach the caller.
+
+    Raised instead of the original exception when that exception cannot be pickled (or
+    unpickled); the message names its type and text and the chained
+    :class:`RemoteTraceback` shows where it was raised.
+
+    Attributes:
+        type_name: the qualified name of the original exception type.
+    """
+
+    def __init__(self, message: str, *, type_name: str) -> None:
+        super().__init__(message)
+        self.type_name = type_name
+
+
+def send(fd: int, kind: int, share: int, payload: bytes = b"") -> None:
+    """Write one framed message to ``fd``, all of it.
+
+    Raises:
+        OSError: the pipe is broken (the caller is gone).
+    """
+    data = memoryview(HEADER.pack(kind, share, len(payload)) + payload)
+    while data:
+        written = os.write(fd, data)
+        data = data[written:]
+
+
+def encode_none_counts(pairs: array[int]) -> bytes:
+    """Pack ``(share, count)`` pairs, flattened in an ``array('q')``."""
+    return pairs.tobytes()
+
+
+def decode_none_counts(payload: bytes) -> list[tuple[int, int]]:
+    """Unpack what :func:`encode_none_counts` packed."""
+    flat = array("q")
+    flat.frombytes(payload)
+    return list(zip(flat[0::2], flat[1::2], strict=True))
+
+
+def encode_exception(exc: BaseException) -> bytes:
+    """Serialise an exception raised in a worker; never raises for a bad exception.
+
+    Returns:
+        A pickle of ``(pickled exception or None, "module.Type: message", traceback)``.
+    """
+    try:
+        pickled: bytes | None = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        pickled = None
+    try:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except Exception:
+        text = "(the traceback could not be formatted)"
+    try:
+        message = str(exc)
+    except Exception:
+        message = "(str() of the exception failed)"
+    description = f"{_type_name(type(exc))}: {message}" if message else _type_name(type(exc))
+    return pickle.dumps((pickled, description, text), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decode_exception(payload: bytes) -> BaseException:
+    """Rebuild the exception a worker sent, with its traceback chained as ``__cause__``.
+
+    Returns:
+        The original exception (same type and arguments) when it survived pickling,
+        else a :class:`KernelError` describing it.
+    """
+    pickled, description, text = pickle.loads(payload)
+    exc: BaseException | None = None
+    reason = "it cannot be pickled"
+    if pickled is not None:
+        try:
+            exc = pickle.loads(pickled)
+        except Exception as error:
+            reason = f"it cannot be unpickled ({error!r})"
+    if not isinstance(exc, BaseException):
+        type_name = description.partition(":")[0]
+        exc = KernelError(
+            f"the kernel raised {description} in a worker process; the exception itself "
+            f"could not be sent to the caller because {reason}",
+            type_name=type_name,
+        )
+    exc.__cause__ = RemoteTraceback(text)
+    return exc
+
+
+def _type_name(klass: type) -> str:
+    module = klass.__module__
+    return klass.__qualname__ if module == "builtins" else f"{module}.{klass.__qualname__}"

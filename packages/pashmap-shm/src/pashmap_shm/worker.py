@@ -1,0 +1,99 @@
+"""What a forked worker process does: take shares, run the kernel, report, exit.
+
+This code runs only in a child made by ``os.fork()`` in :mod:`pashmap_shm.process`. The
+child is a copy of the caller at the moment of the map, so the kernel, its closure and the
+target need no pickling. It leaves with ``os._exit``, never by returning or raising into
+the caller's code that it inherited, and never runs the caller's ``atexit`` handlers or
+finalizers (which could remove files or flush buffers that belong to the caller).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import signal
+import sys
+from array import array
+from collections.abc import Callable, Sequence
+from functools import partial
+from itertools import starmap
+from typing import Any, NoReturn
+
+from pashmap import MapTarget
+from pashmap_shm import protocol
+from pashmap_shm.workers import mark_process_as_worker
+
+__all__ = ["serve"]
+
+_PR_SET_PDEATHSIG = 1
+try:
+    _prctl: Any = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux
+    _prctl = None
+
+
+def serve(
+    worker_id: int,
+    kernel: Callable[..., Any],
+    target: MapTarget[Any],
+    shares: Sequence[Any],
+    queue_fd: int,
+    result_fd: int,
+    parent_pid: int,
+) -> NoReturn:
+    """Run shares until the queue is empty, then exit the process; never returns.
+
+    Args:
+        worker_id: this worker's id, passed to the kernel.
+        kernel: the kernel, called as ``kernel(worker_id, *entry)``.
+        target: the map target.
+        shares: the shares of the target, in index order.
+        queue_fd: the read end of the pipe holding the share indices still to run, as
+            4-byte native integers; end of file when all have been taken.
+        result_fd: the write end of this worker's pipe to the caller.
+        parent_pid: the caller's process id.
+    """
+    code = 0
+    share = -1
+    try:
+        # The caller decides what Ctrl-C does (it kills the workers); a worker must not
+        # also raise KeyboardInterrupt from the middle of the kernel.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        _exit_with_parent(parent_pid)
+        mark_process_as_worker()
+        call = partial(kernel, worker_id)
+        none_counts = array("q")
+        read = os.read
+        byteorder = sys.byteorder
+        while record := read(queue_fd, 4):
+            share = int.from_bytes(record, byteorder)
+            values = list(starmap(call, target.iterate(shares[share])))
+            if values.count(None) == len(values):
+                none_counts.append(share)
+                none_counts.append(len(values))
+            else:
+                payload = pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)
+                protocol.send(result_fd, protocol.RESULTS, share, payload)
+        protocol.send(result_fd, protocol.DONE, -1, protocol.encode_none_counts(none_counts))
+    except BaseException as exc:
+        code = 1
+        try:
+            protocol.send(result_fd, protocol.ERROR, share, protocol.encode_exception(exc))
+        except BaseException:
+            code = 2
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Have the kernel kill this worker if the caller dies, so no worker is orphaned."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the caller died before prctl took effect
+        os._exit(3)

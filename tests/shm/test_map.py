@@ -1,0 +1,206 @@
+"""What every map guarantees: each index once, worker ids, order, balancing, options."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+import pashmap as pm
+from pashmap import BaseContext
+from pashmap_shm import ProcessContext, ThreadContext
+from pashmap_shm.scheduling import SHARES_PER_WORKER
+
+
+def test_every_index_exactly_once(context: BaseContext) -> None:
+    n = 1000
+    visits = context.zeros(n, dtype=np.int64)
+    workers = context.full(n, -1, dtype=np.int64)
+
+    def kernel(worker_id: int, index: int, value: int) -> None:
+        visits[index] += 1
+        workers[index] = worker_id
+
+    context.map(kernel, range(n))
+    assert visits.tolist() == [1] * n
+    assert set(workers.tolist()) <= set(range(context.num_workers))
+
+
+def test_return_values_in_index_order(context: BaseContext) -> None:
+    values = context.map(lambda wid, i, v: (i, v * 2), list(range(500)))
+    assert values == [(i, 2 * i) for i in range(500)]
+
+
+def test_none_returns_give_a_list_of_none(context: BaseContext) -> None:
+    assert context.map(lambda wid, i, v: None, range(300)) == [None] * 300
+
+
+def test_mixed_none_and_values(context: BaseContext) -> None:
+    values = context.map(lambda wid, i, v: i if i % 100 == 0 else None, range(1000))
+    assert values == [i if i % 100 == 0 else None for i in range(1000)]
+
+
+def test_empty_target(context: BaseContext) -> None:
+    assert context.map(lambda wid, i, v: 1 / 0, []) == []
+
+
+@pytest.mark.parametrize("kind", [ThreadContext, ProcessContext])
+def test_all_workers_take_part_in_a_balanced_map(kind: type[BaseContext]) -> None:
+    with kind(2) as ctx:
+        workers = ctx.full(64, -1, dtype=np.int64)
+
+        def kernel(worker_id: int, index: int, value: int) -> None:
+            time.sleep(0.002)
+            workers[index] = worker_id
+
+        ctx.map(kernel, range(64))
+    assert set(workers.tolist()) == {0, 1}
+
+
+@pytest.mark.parametrize("kind", [ThreadContext, ProcessContext])
+def test_dynamic_balancing_takes_shares_in_turn(kind: type[BaseContext]) -> None:
+    """A worker stuck on an expensive element does not hold up the remaining shares."""
+    n = 4 * SHARES_PER_WORKER
+    with kind(2) as ctx:
+        workers = ctx.full(n, -1, dtype=np.int64)
+
+        def kernel(worker_id: int, index: int, value: int) -> None:
+            if index == 0:
+                time.sleep(0.5)
+            workers[index] = worker_id
+
+        ctx.map(kernel, range(n), shares=n)
+    # The worker that ran index 0 was busy; the other one did nearly everything else.
+    slow = workers[0]
+    assert np.count_nonzero(workers == slow) < n // 4
+
+
+@pytest.mark.parametrize("kind", [ThreadContext, ProcessContext])
+def test_shares_stay_contiguous(kind: type[BaseContext]) -> None:
+    with kind(2) as ctx:
+        seen = ctx.map(lambda wid, i, v: (os.getpid(), wid, i), range(200), shares=4)
+    # Four shares of 50: inside each, one worker ran the indices in order.
+    for start in range(0, 200, 50):
+        block = seen[start : start + 50]
+        assert len({(pid, wid) for pid, wid, _ in block}) == 1
+        assert [i for _, _, i in block] == list(range(start, start + 50))
+
+
+def test_processes_really_run_in_other_processes() -> None:
+    with ProcessContext(2) as ctx:
+        pids = set(ctx.map(lambda wid, i, v: os.getpid(), range(100)))
+    assert os.getpid() not in pids
+    assert 1 <= len(pids) <= 2
+
+
+def test_writes_to_ordinary_objects_stay_in_the_worker() -> None:
+    record: list[int] = []
+    with ProcessContext(2) as ctx:
+        ctx.map(lambda wid, i, v: record.append(i), range(10))
+    assert record == []
+
+
+def test_numpy_and_xarray_targets(kind: str) -> None:
+    xr = pytest.importorskip("xarray")
+    pm.set_default_context(kind, num_workers=2)
+    data = xr.DataArray(np.arange(12.0).reshape(4, 3), dims=("train", "pixel"))
+    out = pm.zeros((4, 3))
+
+    def kernel(worker_id: int, index: int, row: object) -> None:
+        out[index] = row * 2  # type: ignore[operator]
+
+    pm.map(kernel, data)
+    np.testing.assert_array_equal(out, data.values * 2)
+    out2 = pm.zeros(3)
+    pm.map(lambda wid, i, col: out2.__setitem__(i, col.sum()), pm.NdarrayTarget(data.values, axis=1))
+    np.testing.assert_array_equal(out2, data.values.sum(axis=0))
+
+
+def test_per_worker_accumulation(kind: str) -> None:
+    with pm.use_context(kind, num_workers=2) as ctx:
+        partial_sums = pm.zeros(3, per_worker=True)
+        assert partial_sums.shape == (2, 3)
+
+        def kernel(worker_id: int, index: int, value: int) -> None:
+            partial_sums[worker_id, value % 3] += value
+
+        pm.map(kernel, range(300))
+        assert ctx.num_workers == 2
+    np.testing.assert_array_equal(
+        partial_sums.sum(axis=0), [sum(v for v in range(300) if v % 3 == k) for k in range(3)]
+    )
+
+
+def test_fill_copies_an_existing_array_into_shared_memory() -> None:
+    existing = np.arange(10.0)
+    with pm.use_context("processes", num_workers=2):
+        shared = pm.array(fill=existing)
+
+        def kernel(worker_id: int, index: int, value: float) -> None:
+            shared[index] += 100
+
+        pm.map(kernel, range(10))
+    np.testing.assert_array_equal(shared, existing + 100)
+    np.testing.assert_array_equal(existing, np.arange(10.0))
+
+
+@pytest.mark.parametrize("kind", ["threads", "processes"])
+def test_nested_map_runs_serially_in_the_worker(kind: str) -> None:
+    pm.set_default_context(kind, num_workers=2)
+
+    def inner(worker_id: int, index: int, value: int) -> tuple[int, int]:
+        return os.getpid(), worker_id
+
+    def outer(worker_id: int, index: int, value: int) -> tuple[int, list[tuple[int, int]]]:
+        return os.getpid(), pm.map(inner, range(5))
+
+    for pid, inner_results in pm.map(outer, range(4)):
+        # Same process (no fork per worker), and one serial worker.
+        assert inner_results == [(pid, 0)] * 5
+
+
+def test_unknown_option(context: BaseContext) -> None:
+    with pytest.raises(TypeError, match="unexpected option.*chunks"):
+        context.map(lambda wid, i, v: None, range(3), chunks=3)
+
+
+@pytest.mark.parametrize("shares", [0, -1])
+def test_bad_number_of_shares(shares: int) -> None:
+    with pytest.raises(ValueError, match="shares must be at least 1"):
+        ProcessContext(2).map(lambda wid, i, v: None, range(3), shares=shares)
+
+
+@pytest.mark.parametrize("shares", [1.5, "4", True])
+def test_shares_must_be_an_integer(shares: object) -> None:
+    with pytest.raises(TypeError, match="shares must be a positive integer"):
+        ThreadContext(2).map(lambda wid, i, v: None, range(3), shares=shares)
+
+
+@pytest.mark.parametrize("klass", [ThreadContext, ProcessContext])
+def test_default_num_workers_is_the_affinity(klass: type[BaseContext]) -> None:
+    assert klass().num_workers == len(os.sched_getaffinity(0))  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("klass", [ThreadContext, ProcessContext])
+@pytest.mark.parametrize("bad", [0, -2])
+def test_num_workers_must_be_positive(klass: type[BaseContext], bad: int) -> None:
+    with pytest.raises(ValueError, match="must be at least 1"):
+        klass(num_workers=bad)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("klass", [ThreadContext, ProcessContext])
+@pytest.mark.parametrize("bad", [2.0, "4", True, [2]])
+def test_num_workers_must_be_an_integer(klass: type[BaseContext], bad: object) -> None:
+    with pytest.raises(TypeError, match="positive integer or None"):
+        klass(num_workers=bad)  # type: ignore[call-arg]
+
+
+def test_numpy_integer_num_workers() -> None:
+    assert ProcessContext(np.int64(3)).num_workers == 3  # type: ignore[arg-type]
+
+
+def test_kernel_must_be_callable(context: BaseContext) -> None:
+    with pytest.raises(TypeError, match="kernel must be callable"):
+        context.map(42, range(3))  # type: ignore[call-overload]
