@@ -13,7 +13,7 @@ import platform
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -106,6 +106,97 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    import json
+    import statistics
+    import subprocess
+
+    from pashmap.workloads import WORKLOADS
+
+    workloads = args.workloads or [w for w in WORKLOADS if w != "scaling" or not args.quick]
+    unknown = sorted(set(workloads) - set(WORKLOADS))
+    contexts = args.contexts or _context_names()
+    unknown += sorted(set(contexts) - set(registrations(CONTEXTS_GROUP)))
+    if unknown:
+        raise ValueError(
+            f"unknown workload or context: {', '.join(unknown)}; workloads are "
+            f"{', '.join(WORKLOADS)}; contexts are {', '.join(_context_names())}"
+        )
+    repeats = args.repeats or (1 if args.quick else 3)
+    jobs = [(w, c, r) for w in workloads for r in range(repeats) for c in contexts]
+    progress = _progress(len(jobs))
+    results: dict[tuple[str, str], list[dict[str, object]]] = {}
+    for workload, context, _ in jobs:
+        command = [sys.executable, "-m", "pashmap.workloads", workload, "--context", context]
+        if args.workers is not None:
+            command += ["--workers", str(args.workers)]
+        if args.quick:
+            command.append("--quick")
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"workload {workload!r} on {context!r} failed: {last}")
+        results.setdefault((workload, context), []).append(json.loads(done.stdout))
+        progress(f"{workload} on {context}")
+    progress(None)
+
+    rows = []
+    print(
+        f"{'workload':<10} {'context':<10} {'workers':>7} {'median s':>10} {'speedup':>8} "
+        f"{'peak RSS MB':>12}"
+    )
+    for workload in workloads:
+        base = None
+        for context in contexts:
+            runs = results[(workload, context)]
+            median = statistics.median(float(str(r["seconds"])) for r in runs)
+            base = base if base is not None else median
+            row = dict(runs[-1], seconds=median, runs=len(runs), speedup=base / median)
+            rows.append(row)
+            print(
+                f"{workload:<10} {context:<10} {row['workers']:>7} {median:>10.4f} "
+                f"{base / median:>7.2f}x {float(str(row['peak_rss_mb'])):>12.1f}"
+            )
+    print(
+        f"speedup: time of {contexts[0]!r} / time of the context; medians of {repeats} run(s),"
+        " each in a fresh process"
+    )
+    if args.json:
+        with open(args.json, "w") as stream:
+            json.dump(
+                {
+                    "python": platform.python_version(),
+                    "cpus": _usable_cpus(),
+                    "quick": args.quick,
+                    "results": rows,
+                },
+                stream,
+                indent=1,
+            )
+        print(f"results written to {args.json}")
+    return 0
+
+
+def _progress(total: int) -> Callable[[str | None], None]:
+    """A progress bar (tqdm when installed and stderr is a terminal), else nothing."""
+    if not sys.stderr.isatty():
+        return lambda label: None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return lambda label: None
+    bar = tqdm(total=total, unit="run", leave=False)
+
+    def update(label: str | None) -> None:
+        if label is None:
+            bar.close()
+        else:
+            bar.set_description(label)
+            bar.update()
+
+    return update
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pashmap", description="Parallel map with shared-memory, zero-copy outputs."
@@ -125,6 +216,18 @@ def _parser() -> argparse.ArgumentParser:
         help="workers for parallel contexts (default: all CPUs)",
     )
     demo.set_defaults(run=_demo)
+    bench = commands.add_parser(
+        "bench", help="time the standard workloads on this machine, each in a fresh process"
+    )
+    bench.add_argument("--workloads", nargs="+", metavar="NAME", help="workloads (default: all)")
+    bench.add_argument(
+        "--contexts", nargs="+", metavar="NAME", help="contexts (default: all installed)"
+    )
+    bench.add_argument("--workers", type=int, default=None, help="workers (default: all CPUs)")
+    bench.add_argument("--repeats", type=int, default=None, help="runs of each (default 3)")
+    bench.add_argument("--quick", action="store_true", help="small sizes, one run each")
+    bench.add_argument("--json", metavar="FILE", help="also write the results to FILE")
+    bench.set_defaults(run=_bench)
     info = commands.add_parser("info", help="versions, contexts, targets and CPUs, for bug reports")
     info.set_defaults(run=_info)
     return parser
@@ -139,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         status: int = args.run(args)
-    except (pm.PashmapError, ValueError, TypeError, OSError, ImportError) as exc:
+    except (pm.PashmapError, ValueError, TypeError, OSError, ImportError, RuntimeError) as exc:
         print(f"pashmap: error: {exc}", file=sys.stderr)
         return 1
     return status
