@@ -1,0 +1,188 @@
+"""The peer benchmark suite: every implementation on every workload, side by side.
+
+    hatch run bench:suite              # full sizes; writes benchmarks/RESULTS.md and results.json
+    hatch run bench:python benchmarks/suite.py --quick --impl pashmap-processes pasha
+
+Runs are interleaved (implementation A, B, C, then A, B, C again ...), each in a fresh
+process (``peers.py``), so that drift of this shared machine hits every implementation
+alike. Reported: the median (and min-max) of each, and ratios of medians to the chosen
+baselines (time / baseline time: below 1 is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+IMPLEMENTATIONS = [
+    "serial",
+    "pashmap-local",
+    "pashmap-threads",
+    "pashmap-processes",
+    "pasha",
+    "mp-pool",
+    "futures",
+    "joblib",
+    "mpire",
+]
+WORKLOADS = ["latency", "overhead", "uniform", "skewed", "zero_copy", "scaling"]
+# Peers that only make sense for some workloads (threads cannot beat the GIL; they are
+# shown where they apply).
+SKIP = {("pashmap-threads", "uniform"), ("pashmap-threads", "skewed")}
+
+
+def run_once(impl: str, workload: str, workers: int, quick: bool) -> dict[str, Any]:
+    command = [sys.executable, str(HERE / "peers.py"), impl, workload, "--workers", str(workers)]
+    if quick:
+        command.append("--quick")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    if done.returncode:
+        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in (
+        "pashmap-core",
+        "pashmap-shm",
+        "pashmap-xfel",
+        "numpy",
+        "pasha",
+        "joblib",
+        "mpire",
+        "extra-data",
+    ):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cpus = len(os.sched_getaffinity(0))
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{model}, {cpus} usable CPUs, {memory:.0f} GiB RAM, {platform.platform()}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--impl", nargs="+", default=IMPLEMENTATIONS, choices=IMPLEMENTATIONS)
+    parser.add_argument("--workloads", nargs="+", default=WORKLOADS, choices=WORKLOADS)
+    parser.add_argument("--baselines", nargs="+", default=["serial", "pasha"])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--write", action="store_true", help="write RESULTS.md and results.json")
+    args = parser.parse_args()
+
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for workload in args.workloads:
+        impls = [i for i in args.impl if (i, workload) not in SKIP]
+        repeats = 1 if workload == "scaling" else args.repeats
+        for rep in range(repeats):
+            for impl in impls:
+                result = run_once(impl, workload, args.workers, args.quick)
+                results.setdefault(workload, {}).setdefault(impl, []).append(result)
+                print(
+                    f"[{workload} {rep + 1}/{repeats}] {impl}: "
+                    f"{result.get('seconds', result.get('error'))}",
+                    file=sys.stderr,
+                )
+
+    tables = render(results, args.baselines)
+    print(tables)
+    if args.write:
+        command = (
+            "hatch run bench:suite" if not args.quick else "python benchmarks/suite.py --quick"
+        )
+        header = (
+            "# Benchmark results\n\n"
+            f"Generated {datetime.date.today()} by `{command}` "
+            f"({args.workers} workers, medians of {args.repeats} interleaved runs, "
+            "each in a fresh process).\n\n"
+            f"Machine: {machine()}.\n\n"
+            "Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()) + ".\n\n"
+            "Ratios are time / baseline time: below 1.00 is faster than the baseline. "
+            "Peak RSS is the calling process's own (workers not included).\n\n"
+        )
+        (HERE / "RESULTS.md").write_text(header + tables)
+        (HERE / "results.json").write_text(
+            json.dumps(
+                {
+                    "date": str(datetime.date.today()),
+                    "machine": machine(),
+                    "versions": versions(),
+                    "workers": args.workers,
+                    "quick": args.quick,
+                    "results": results,
+                },
+                indent=1,
+            )
+        )
+        print(f"wrote {HERE / 'RESULTS.md'} and {HERE / 'results.json'}", file=sys.stderr)
+    return 0
+
+
+def render(results: dict[str, dict[str, list[dict[str, Any]]]], baselines: list[str]) -> str:
+    from pashmap.workloads import WORKLOADS as DESCRIPTIONS
+
+    out = []
+    for workload, by_impl in results.items():
+        out.append(f"## {workload}: {DESCRIPTIONS[workload].description}\n")
+        medians = {}
+        for impl, runs in by_impl.items():
+            good = [r["seconds"] for r in runs if "seconds" in r]
+            if good:
+                medians[impl] = statistics.median(good)
+        present = [b for b in baselines if b in medians]
+        head = "| implementation | median ms | min ms | max ms | peak RSS MB |"
+        head += "".join(f" vs {b} |" for b in present)
+        if workload == "scaling":
+            head += " ns/element by N |"
+        out += [head, "|" + " --- |" * (head.count("|") - 1)]
+        for impl, runs in by_impl.items():
+            if impl not in medians:
+                out.append(f"| {impl} | failed: {runs[0].get('error', '?')} |")
+                continue
+            good = [r for r in runs if "seconds" in r]
+            seconds = [r["seconds"] for r in good]
+            rss = max(r.get("peak_rss_mb", 0.0) for r in good)
+            row = (
+                f"| {impl} | {_ms(medians[impl])} | {_ms(min(seconds))} | {_ms(max(seconds))} "
+                f"| {rss:.0f} |"
+            )
+            row += "".join(f" {medians[impl] / medians[b]:.2f} |" for b in present)
+            if workload == "scaling":
+                per = good[-1].get("ns_per_element", {})
+                row += " " + ", ".join(f"{int(n):.0e}: {v:.0f}" for n, v in per.items()) + " |"
+            out.append(row)
+        out.append("")
+    return "\n".join(out)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.4g}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
