@@ -18,7 +18,7 @@ import pashmap as pm
 
 # (context name, num_workers) of every context a result must not depend on.
 LOCAL = ("local", 1)
-PARALLEL = [("processes", 1), ("processes", 2), ("processes", 4), ("threads", 2), ("threads", 4)]
+PARALLEL = [("processes", 1), ("processes", 2), ("processes", 4), ("threads", 2)]
 
 
 def fingerprint(value: Any) -> Any:
