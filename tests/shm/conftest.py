@@ -42,6 +42,24 @@ def shared_mappings() -> int:
     return sum(1 for line in maps if line.endswith("/dev/zero (deleted)"))
 
 
+def dev_shm_in_use() -> list[str]:
+    """The /dev/shm files this process maps or holds open.
+
+    Other programs on the machine create and delete /dev/shm files at any time, so the
+    directory listing itself says nothing about this process.
+    """
+    maps = Path("/proc/self/maps").read_text().splitlines()
+    used = {line.split(maxsplit=5)[-1] for line in maps if "/dev/shm/" in line}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            link = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("/dev/shm/"):
+            used.add(link)
+    return sorted(used)
+
+
 def resources() -> dict[str, object]:
     """What a map must not leak: children, file descriptors, shared memory."""
     gc.collect()
@@ -49,7 +67,7 @@ def resources() -> dict[str, object]:
     return {
         "children": sorted(p.pid for p in psutil.Process().children(recursive=True)),
         "fds": len(os.listdir("/proc/self/fd")),
-        "dev_shm": sorted(os.listdir("/dev/shm")),
+        "dev_shm": dev_shm_in_use(),
         "shared_mappings": shared_mappings(),
     }
 

@@ -114,7 +114,9 @@ def test_numpy_and_xarray_targets(kind: str) -> None:
     pm.map(kernel, data)
     np.testing.assert_array_equal(out, data.values * 2)
     out2 = pm.zeros(3)
-    pm.map(lambda wid, i, col: out2.__setitem__(i, col.sum()), pm.NdarrayTarget(data.values, axis=1))
+    pm.map(
+        lambda wid, i, col: out2.__setitem__(i, col.sum()), pm.NdarrayTarget(data.values, axis=1)
+    )
     np.testing.assert_array_equal(out2, data.values.sum(axis=0))
 
 
@@ -162,7 +164,7 @@ def test_nested_map_runs_serially_in_the_worker(kind: str) -> None:
 
 
 def test_unknown_option(context: BaseContext) -> None:
-    with pytest.raises(TypeError, match="unexpected option.*chunks"):
+    with pytest.raises(TypeError, match=r"unexpected option.*chunks"):
         context.map(lambda wid, i, v: None, range(3), chunks=3)
 
 

@@ -49,7 +49,9 @@ def test_quick_guide_in_use_context(kind: str, num_workers: int) -> None:
     np.testing.assert_allclose(outp, inp * 3)
 
 
-@pytest.mark.parametrize(("name", "klass"), [("threads", ThreadContext), ("processes", ProcessContext)])
+@pytest.mark.parametrize(
+    ("name", "klass"), [("threads", ThreadContext), ("processes", ProcessContext)]
+)
 def test_registered_by_entry_point(name: str, klass: type) -> None:
     context = pm.set_default_context(name, num_workers=2)
     assert type(context) is klass

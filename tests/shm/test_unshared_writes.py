@@ -1,0 +1,123 @@
+"""The NotSharedWarning: kernels writing to arrays the workers cannot share."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import pashmap as pm
+from pashmap_shm import NotSharedWarning, ProcessContext, ThreadContext
+from pashmap_shm.unshared_writes import unshared_written_arrays
+
+private_global = np.zeros(10)
+read_only_input = np.arange(10.0)
+
+
+def writes_global(worker_id: int, index: int, value: float) -> None:
+    private_global[index] = value
+
+
+def reads_global(worker_id: int, index: int, value: float) -> float:
+    return float(read_only_input[index] * 2)
+
+
+def test_warns_for_a_global_array_and_names_it() -> None:
+    with pytest.warns(NotSharedWarning, match=r"'private_global'.*pm\.array") as record:
+        ProcessContext(2).map(writes_global, range(10))
+    assert record[0].filename == __file__  # points at the map call
+    assert not private_global.any()  # the pitfall itself: the writes are lost
+
+
+def test_warns_for_a_closure_array() -> None:
+    results = np.zeros(5)
+
+    def kernel(worker_id: int, index: int, value: int) -> None:
+        results[index] += value
+
+    pm.set_default_context("processes", num_workers=2)
+    with pytest.warns(NotSharedWarning, match="'results'"):
+        pm.map(kernel, range(5))
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "out[i] = v",
+        "out[i, ...] = v",
+        "out[i][0] = v",
+        "out.flat[i] = v",
+        "out[i] += v",
+        "np.copyto(out, v)",
+        "np.multiply(v, 2, out=out)",
+        "out.fill(v)",
+        "np.add.at(out, i, v)",
+    ],
+)
+def test_write_forms_are_recognised(statement: str) -> None:
+    namespace: dict[str, object] = {"np": np, "out": np.zeros((4, 1))}
+    source = f"def kernel(wid, i, v):\n    {statement}\n"
+    path = f"<kernel {statement}>"
+    import linecache
+
+    linecache.cache[path] = (len(source), None, source.splitlines(True), path)
+    exec(compile(source, path, "exec"), namespace)
+    assert unshared_written_arrays(namespace["kernel"]) == ["out"]  # type: ignore[arg-type]
+
+
+def test_no_warning_for_shared_or_read_only_or_local_arrays() -> None:
+    ctx = ProcessContext(2)
+    shared = ctx.zeros(10)
+    frozen = np.zeros(10)
+    frozen.flags.writeable = False
+
+    def kernel(worker_id: int, index: int, value: float) -> None:
+        local = np.zeros(3)
+        local[0] = read_only_input[index] + frozen[index]
+        shared[index] = local[0]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ctx.map(kernel, range(10))
+        ctx.map(reads_global, range(10))
+    np.testing.assert_array_equal(shared, read_only_input)
+
+
+def test_an_existing_array_copied_into_shared_memory_is_fine() -> None:
+    existing = np.zeros(10)
+    with pm.use_context("processes", num_workers=2):
+        existing = pm.array(fill=existing)
+
+        def kernel(worker_id: int, index: int, value: float) -> None:
+            existing[index] = value
+
+        pm.map(kernel, range(10))
+    np.testing.assert_array_equal(existing, np.arange(10))
+
+
+def test_no_warning_under_threads() -> None:
+    ThreadContext(2).map(writes_global, range(10))
+    np.testing.assert_array_equal(private_global, np.arange(10))
+    private_global[:] = 0
+
+
+def test_partial_and_bound_methods_are_checked() -> None:
+    import functools
+
+    class Holder:
+        def __init__(self) -> None:
+            self.out = np.zeros(3)
+
+        def kernel(self, worker_id: int, index: int, value: int) -> None:
+            private_global[index] = value
+
+    assert unshared_written_arrays(functools.partial(writes_global)) == ["private_global"]
+    assert unshared_written_arrays(Holder().kernel) == ["private_global"]
+
+
+def test_kernels_without_source_are_not_guessed_at() -> None:
+    namespace: dict[str, object] = {"out": np.zeros(3)}
+    exec("def kernel(wid, i, v):\n    out[i] = v * 3 - 1\n", namespace)
+    assert unshared_written_arrays(namespace["kernel"]) == []  # type: ignore[arg-type]
+    assert unshared_written_arrays(print) == []
