@@ -14,11 +14,17 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
 import pashmap as pm
 from pashmap.registry import CONTEXTS_GROUP, TARGETS_GROUP, registrations
+
+# Plugins add sections to ``pashmap demo`` through this entry-point group: each entry is a
+# callable ``demo(workers: int | None) -> int`` that prints its own table and returns an
+# exit status (0 when its results were verified).
+DEMOS_GROUP = "pashmap.demos"
 
 __all__ = ["main"]
 
@@ -66,6 +72,12 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"pashmap demo: {failures} context(s) gave wrong results", file=sys.stderr)
         return 1
     print("all results verified against inp * 3")
+    for name, registration in registrations(DEMOS_GROUP).items():
+        print(f"\n{name} demo (from {registration.distribution})")
+        status = registration.load()(workers=args.workers)
+        if status:
+            print(f"pashmap demo: the {name} demo failed", file=sys.stderr)
+            return int(status)
     return 0
 
 
@@ -83,15 +95,35 @@ def _distribution_versions() -> list[tuple[str, str]]:
 
 
 def _usable_cpus() -> str:
+    text = f"{os.cpu_count()} in the machine"
     if hasattr(os, "sched_getaffinity"):
-        return f"{len(os.sched_getaffinity(0))} usable (affinity), {os.cpu_count()} in the machine"
-    return f"{os.cpu_count()} in the machine"
+        text = f"{len(os.sched_getaffinity(0))} usable (affinity), " + text
+    try:  # cgroup v2 CPU quota, e.g. "200000 100000" for 2 CPUs; "max" for none
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            text += f", cgroup quota {int(quota) / int(period):g} CPUs"
+    except (OSError, ValueError):
+        pass
+    return text
+
+
+def _available_memory() -> str | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return f"{int(line.split()[1]) / 2**20:.1f} GiB available"
+    except OSError:
+        pass
+    return None
 
 
 def _info(args: argparse.Namespace) -> int:
     print(f"python        {platform.python_version()} ({sys.executable})")
     print(f"platform      {platform.platform()}")
     print(f"cpus          {_usable_cpus()}")
+    memory = _available_memory()
+    if memory:
+        print(f"memory        {memory} (shared anonymous memory draws from this)")
     if os.path.isdir("/dev/shm"):
         usage = shutil.disk_usage("/dev/shm")
         print(f"/dev/shm      {usage.free / 2**30:.1f} GiB free of {usage.total / 2**30:.1f} GiB")
@@ -103,6 +135,19 @@ def _info(args: argparse.Namespace) -> int:
         for name, registration in registrations(group).items():
             print(f"  {name:<14} {registration.value}  [{registration.distribution}]")
     print(f"default       {pm.get_default_context()!r}")
+    import multiprocessing
+
+    print(f"start methods {', '.join(multiprocessing.get_all_start_methods())}")
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        print("BLAS          (install threadpoolctl to see BLAS/OpenMP libraries and threads)")
+    else:
+        for pool in threadpool_info():
+            print(
+                f"BLAS          {pool.get('internal_api')} {pool.get('version')}: "
+                f"{pool.get('num_threads')} threads ({pool.get('filepath')})"
+            )
     return 0
 
 
