@@ -1,0 +1,162 @@
+"""Every ```python block of the documentation runs, page by page.
+
+For each page under ``docs/``, its Python blocks are written to files in a temporary
+directory and executed in order, in one fresh interpreter per page (so the blocks of a
+page share their variables, as a reader running them one after another would), with that
+directory as the working directory and warnings turned into errors.
+
+A page declares what it needs beyond pashmap-core in an HTML comment, which skips the
+page when a module is missing::
+
+    <!-- docs-test: requires pashmap_shm extra_data -->
+
+A block is left out when the line before its fence is ``<!-- no-test -->`` (for code that
+needs the facility, e.g. ``open_run(proposal=...)``), or when its fence says
+``python skip``. Use either sparingly: an example that is not run is an example that rots.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+PAGES = sorted(DOCS.rglob("*.md"))
+
+_FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})(?P<info>[^\n`]*)$")
+_REQUIRES = re.compile(r"<!--\s*docs-test:\s*requires\s+(?P<modules>[\w. ]+?)\s*-->")
+_NO_TEST = "<!-- no-test -->"
+
+# Runs the blocks of one page in the namespace of __main__, so that functions and classes
+# they define are importable (and picklable) by their module name, as in a script.
+_DRIVER = """\
+import json, sys, traceback
+import __main__
+with open(sys.argv[1]) as stream:
+    blocks = json.load(stream)
+for block in blocks:
+    with open(block["path"]) as stream:
+        source = stream.read()
+    try:
+        exec(compile(source, block["path"], "exec"), __main__.__dict__)
+    except BaseException:
+        sys.stderr.write(f"\\n*** {block['where']} failed:\\n")
+        traceback.print_exc()
+        sys.exit(1)
+"""
+
+
+@dataclass
+class Block:
+    """One Python block of a page: its code and the line its fence opens on."""
+
+    line: int
+    code: str
+
+
+def python_blocks(text: str) -> list[Block]:
+    """The ```python blocks of a Markdown page that are to be run, in order."""
+    blocks: list[Block] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        match = _FENCE.match(lines[i])
+        if match is None:
+            i += 1
+            continue
+        fence, indent = match["fence"], len(match["indent"])
+        words = match["info"].strip().strip("{}").split()
+        start = i
+        body: list[str] = []
+        i += 1
+        while i < len(lines) and not (
+            lines[i].strip().startswith(fence) and set(lines[i].strip()) == {fence[0]}
+        ):
+            body.append(lines[i][indent:] if lines[i][:indent].strip() == "" else lines[i])
+            i += 1
+        i += 1
+        language = words[0].lstrip(".").lower() if words else ""
+        skipped = "skip" in words[1:] or (start > 0 and lines[start - 1].strip() == _NO_TEST)
+        if language in ("python", "py") and not skipped:
+            blocks.append(Block(start + 1, "\n".join(body) + "\n"))
+    return blocks
+
+
+def required_modules(text: str) -> list[str]:
+    """The modules a page declares it needs (``<!-- docs-test: requires ... -->``)."""
+    return [name for match in _REQUIRES.finditer(text) for name in match["modules"].split()]
+
+
+def test_pages_are_found() -> None:
+    assert DOCS.is_dir()
+    assert any(python_blocks(page.read_text()) for page in PAGES)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(DOCS)) for p in PAGES])
+def test_page_examples_run(page: Path, tmp_path: Path) -> None:
+    text = page.read_text()
+    blocks = python_blocks(text)
+    if not blocks:
+        pytest.skip("no Python examples on this page")
+    for module in required_modules(text):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"the examples of this page need {module}")
+    records = []
+    for number, block in enumerate(blocks, 1):
+        path = tmp_path / f"{page.stem}_block{number:02}.py"
+        path.write_text(block.code)
+        where = f"docs/{page.relative_to(DOCS)}, block {number} (line {block.line})"
+        records.append({"path": str(path), "where": where})
+    (tmp_path / "blocks.json").write_text(json.dumps(records))
+    driver = tmp_path / "run_blocks.py"
+    driver.write_text(_DRIVER)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg"}
+    done = subprocess.run(
+        [sys.executable, "-W", "error", str(driver), str(tmp_path / "blocks.json")],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert done.returncode == 0, (
+        f"examples of docs/{page.relative_to(DOCS)} failed\n"
+        f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+    )
+
+
+def test_block_parsing() -> None:
+    text = "\n".join(
+        [
+            "<!-- docs-test: requires pashmap_shm extra_data -->",
+            "```python",
+            "a = 1",
+            "```",
+            "<!-- no-test -->",
+            "```python",
+            "open_run(proposal=1)",
+            "```",
+            "```python skip",
+            "raise SystemExit",
+            "```",
+            "```bash",
+            "echo no",
+            "```",
+            "!!! note",
+            "    ```python",
+            "    b = a + 1",
+            "    ```",
+        ]
+    )
+    assert [b.code for b in python_blocks(text)] == ["a = 1\n", "b = a + 1\n"]
+    assert required_modules(text) == ["pashmap_shm", "extra_data"]
