@@ -13,11 +13,14 @@ Fork and threads
     thread forks, because a lock held by another thread at that instant stays locked
     forever in the child. numpy's BLAS starts such threads at import, so every fork made
     here would warn. pashmap-shm silences that one warning, for the forks it makes, on
-    purpose: the child only runs the kernel and this module's loop, and then leaves with
-    ``os._exit``. BLAS libraries (OpenBLAS, MKL) reset their thread pools in the child,
-    and CPython re-creates its own locks (import lock, stdio buffers, logging handlers)
-    after fork. What remains unsafe is a kernel that takes a lock which one of *your*
-    threads may hold during the map (e.g. a lock in a library you call from both); use
+    purpose, with a ``warnings.catch_warnings`` block around them (so it holds under
+    ``-W error`` and pytest's ``filterwarnings = error`` too; the block changes the
+    process-wide filters for the microseconds of the forks). The child only runs the
+    kernel and this module's loop, and then leaves with ``os._exit``. BLAS libraries
+    (OpenBLAS, MKL) reset their thread pools in the child, and CPython re-creates its own
+    locks (import lock, stdio buffers, logging handlers) after fork. What remains unsafe
+    is a kernel that takes a lock which one of *your* threads may hold during the map
+    (e.g. a lock in a library you call from both); use
     :class:`~pashmap_shm.ThreadContext` for such code, or start your threads after the
     map.
 """
@@ -53,13 +56,8 @@ __all__ = ["ProcessContext"]
 
 R = TypeVar("R")
 
-# See "Fork and threads" above. The filter matches only forks made by this module.
-warnings.filterwarnings(
-    "ignore",
-    message=r"This process \(pid=\d+\) is multi-threaded, use of fork\(\) may lead to deadlocks",
-    category=DeprecationWarning,
-    module=r"pashmap_shm\.process",
-)
+# See "Fork and threads" above (Python 3.12+).
+_FORK_WARNING = r"This process \(pid=\d+\) is multi-threaded, use of fork\(\) may lead to deadlocks"
 
 _F_SETPIPE_SZ = 1031
 _PIPE_CAPACITY = 65536
@@ -230,29 +228,31 @@ class _ForkedMap:
         # caller's code there; hold SIGINT until the child has set its own handling.
         signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
         try:
-            for worker_id in range(self.num_workers):
-                read_fd, write_fd = os.pipe()
-                try:
-                    pid = os.fork()
-                except BaseException:
-                    os.close(read_fd)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", _FORK_WARNING, DeprecationWarning)
+                for worker_id in range(self.num_workers):
+                    read_fd, write_fd = os.pipe()
+                    try:
+                        pid = os.fork()
+                    except BaseException:
+                        os.close(read_fd)
+                        os.close(write_fd)
+                        raise
+                    if pid == 0:
+                        os.close(read_fd)
+                        for worker in self.workers:
+                            os.close(worker.fd)
+                        serve(
+                            worker_id,
+                            self.kernel,
+                            self.target,
+                            self.shares,
+                            queue_read,
+                            write_fd,
+                            parent_pid,
+                        )
                     os.close(write_fd)
-                    raise
-                if pid == 0:
-                    os.close(read_fd)
-                    for worker in self.workers:
-                        os.close(worker.fd)
-                    serve(
-                        worker_id,
-                        self.kernel,
-                        self.target,
-                        self.shares,
-                        queue_read,
-                        write_fd,
-                        parent_pid,
-                    )
-                os.close(write_fd)
-                self.workers.append(_Worker(worker_id, pid, read_fd))
+                    self.workers.append(_Worker(worker_id, pid, read_fd))
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGINT)
             gc.unfreeze()
