@@ -16,10 +16,8 @@ def test_import_loads_no_plugin_and_no_entry_point_machinery() -> None:
     loaded = run("import sys, pashmap; print(' '.join(sorted(sys.modules)))").split()
     for heavy in ("pashmap_shm", "pashmap_xfel", "xarray", "extra_data", "h5py", "pandas"):
         assert heavy not in loaded, f"import pashmap imported {heavy}"
-    assert "pashmap.registry" not in loaded
-    assert "importlib.metadata" not in loaded or "importlib.metadata" in run(
-        "import sys; print(' '.join(sys.modules))"
-    )
+    # No entry point is read at import: that happens on the first map or context lookup.
+    assert "importlib.metadata" not in loaded
 
 
 def test_importtime_of_pashmap_itself_is_small() -> None:
@@ -46,5 +44,5 @@ def test_plugins_load_on_first_use() -> None:
         "pm.map(lambda w, i, v: v, [1])\n"
         "print(' '.join(sorted(sys.modules)))"
     ).split()
-    assert "pashmap.registry" in loaded
+    assert "importlib.metadata" in loaded  # the targets were discovered
     assert "pashmap_shm" not in loaded  # a map on the local context needs no context plugin

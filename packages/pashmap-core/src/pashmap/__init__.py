@@ -21,7 +21,8 @@ needed, so importing pashmap loads none of them.
 """
 
 from pashmap._version import __version__
-from pashmap.context import BaseContext, Context
+from pashmap.base_context import BaseContext
+from pashmap.context import Context
 from pashmap.default import (
     array,
     empty,

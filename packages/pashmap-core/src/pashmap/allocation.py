@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, SupportsIndex
+from typing import Any, Literal, Protocol, SupportsIndex
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-if TYPE_CHECKING:
-    from pashmap.context import Context
-
 __all__ = [
+    "Allocator",
     "Order",
     "ShapeLike",
     "allocate_array",
@@ -29,6 +27,19 @@ __all__ = [
 
 Order = Literal["C", "F"]
 ShapeLike = SupportsIndex | Sequence[SupportsIndex]
+
+
+class Allocator(Protocol):
+    """What :func:`allocate_array` needs of a context: its workers and its allocator."""
+
+    @property
+    def num_workers(self) -> int:
+        """The number of workers, for ``per_worker=True``."""
+        ...
+
+    def allocate(self, shape: tuple[int, ...], dtype: np.dtype[Any], order: Order) -> NDArray[Any]:
+        """Uninitialised memory the context's workers can write to."""
+        ...
 
 
 def normalize_shape(shape: ShapeLike) -> tuple[int, ...]:
@@ -76,7 +87,7 @@ def format_nbytes(shape: tuple[int, ...], dtype: np.dtype[Any]) -> str:
 
 
 def allocate_array(
-    context: Context,
+    context: Allocator,
     shape: ShapeLike | None = None,
     dtype: DTypeLike | None = None,
     *,

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Concatenate, TypeVar, overload
 
 from typing_extensions import ParamSpec
 
-from pashmap.context import BaseContext, Context
+from pashmap.base_context import BaseContext
+from pashmap.context import Context
 from pashmap.local import LocalContext
 from pashmap.target import MapTarget, SupportsMapTarget
 

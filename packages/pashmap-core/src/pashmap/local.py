@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pashmap.allocation import Order, format_nbytes
-from pashmap.context import BaseContext
+from pashmap.base_context import BaseContext
 from pashmap.execution import run_share
 from pashmap.target import MapTarget
 
