@@ -1,16 +1,18 @@
 """Benchmark table and figures for the "Choosing a context" page.
 
-Reads the JSON that ``pashmap bench --json FILE`` writes (by default from
-``benchmarks/results.json`` at the repository root)::
+Reads ``benchmarks/results.json`` at the repository root, in either of the two formats
+the project writes:
 
-    {"python": "3.11.7", "cpus": "...", "quick": false,
-     "results": [{"workload": "overhead", "context": "processes", "workers": 2,
-                  "seconds": 0.41, "speedup": 2.3, "peak_rss_mb": 80.1, ...}, ...]}
+* the peer suite's (``benchmarks/suite.py --write``): ``{"date", "machine", "versions",
+  "workers", "quick", "results": {workload: {implementation: [run, ...]}}}``, where each
+  run is ``{"seconds": ..., ...}`` or ``{"error": ...}``;
+* ``pashmap bench --json FILE``'s: ``{"python", "cpus", "quick", "results": [row, ...]}``,
+  one row per workload and context, ``{"workload", "context", "workers", "seconds", ...}``.
 
-Rows may name an ``"implementation"`` instead of a ``"context"`` (peer benchmarks), and
-may leave out ``"speedup"``: it is then the first row of the same workload's time divided
-by the row's time. The ``scaling`` workload's rows carry ``"ns_per_element"``,
-``{N: nanoseconds}``.
+Times are medians over the runs. Speedups are the baseline's time divided by the
+implementation's, per workload; the baseline is ``serial`` (a plain loop) when it was
+measured, else ``local``, else the first implementation listed. Rows of the ``scaling``
+workload carry ``"ns_per_element"``, ``{N: nanoseconds}``, and get a figure of their own.
 
 The documentation build calls :func:`render` through ``docs/hooks.py``; nothing generated
 is written into ``docs/``. To look at the figures without building the site::
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,39 +55,78 @@ def load(path: Path = RESULTS) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     data = json.loads(path.read_text())
-    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
-        raise ValueError(f"{path}: expected a JSON object with a 'results' list")
+    if not isinstance(data, dict) or not isinstance(data.get("results"), (list, dict)):
+        raise ValueError(f"{path}: expected a JSON object with 'results'")
     return data
 
 
+_BASELINES = ("serial", "local", "pashmap-local")
+
+
+def rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The results as flat rows ``{workload, implementation, workers, seconds, ...}``.
+
+    Runs that failed are left out; several runs of one implementation become one row
+    with the median time.
+    """
+    results = data["results"]
+    if isinstance(results, list):
+        return [
+            {**row, "implementation": str(row.get("implementation") or row.get("context"))}
+            for row in results
+            if "seconds" in row
+        ]
+    flat = []
+    for workload, by_implementation in results.items():
+        for implementation, runs in by_implementation.items():
+            good = [run for run in runs if "seconds" in run]
+            if not good:
+                continue
+            row = dict(good[-1])
+            row.update(
+                workload=workload,
+                implementation=implementation,
+                seconds=statistics.median(float(run["seconds"]) for run in good),
+            )
+            flat.append(row)
+    return flat
+
+
 def _label(row: dict[str, Any]) -> str:
-    name = str(row.get("implementation") or row.get("context") or "?")
+    name = str(row["implementation"])
     workers = row.get("workers")
-    return f"{name} ({workers})" if workers and name not in ("local", "serial") else name
+    return f"{name} ({workers})" if workers and workers != 1 else name
 
 
-def _speedups(rows: list[dict[str, Any]]) -> list[tuple[str, str, float, float]]:
-    """(workload, implementation label, seconds, speedup) for every row, in file order."""
-    first: dict[str, float] = {}
+def _speedups(data: dict[str, Any]) -> list[tuple[str, str, float, float]]:
+    """(workload, implementation label, seconds, speedup over the baseline), in file order."""
+    flat = rows(data)
+    baseline: dict[str, float] = {}
+    for workload in dict.fromkeys(row["workload"] for row in flat):
+        times = {
+            row["implementation"]: float(row["seconds"])
+            for row in flat
+            if row["workload"] == workload
+        }
+        name = next((b for b in _BASELINES if b in times), next(iter(times)))
+        baseline[workload] = times[name]
     out = []
-    for row in rows:
-        workload = str(row["workload"])
+    for row in flat:
         seconds = float(row["seconds"])
-        first.setdefault(workload, seconds)
-        speedup = row.get("speedup")
-        if speedup is None:
-            speedup = first[workload] / seconds if seconds else float("nan")
-        out.append((workload, _label(row), seconds, float(speedup)))
+        speedup = baseline[row["workload"]] / seconds if seconds else float("nan")
+        out.append((str(row["workload"]), _label(row), seconds, speedup))
     return out
 
 
 def table(data: dict[str, Any]) -> str:
-    """The results as a Markdown table."""
+    """The results as a Markdown table (the scaling series is left to its figure)."""
     lines = [
-        "| workload | implementation (workers) | median time | speedup |",
+        "| workload | implementation (workers) | median time | speedup over baseline |",
         "| --- | --- | ---: | ---: |",
     ]
-    for workload, label, seconds, speedup in _speedups(data["results"]):
+    for workload, label, seconds, speedup in _speedups(data):
+        if workload == "scaling":  # a series, shown by scaling_figure()
+            continue
         lines.append(f"| {workload} | {label} | {_seconds(seconds)} | {speedup:.3g}x |")
     return "\n".join(lines)
 
@@ -97,7 +139,7 @@ def _seconds(seconds: float) -> str:
 
 
 def speedup_figure(data: dict[str, Any]) -> bytes:
-    """A grouped bar chart of the speedup over the first implementation, per workload.
+    """A grouped bar chart of the speedup over the baseline, per workload.
 
     The per-map latency and the scaling series are left to the table and to
     :func:`scaling_figure`: a ratio of latencies says little about throughput.
@@ -107,20 +149,20 @@ def speedup_figure(data: dict[str, Any]) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in _speedups(data["results"]) if r[0] not in ("latency", "scaling")]
-    workloads = list(dict.fromkeys(r[0] for r in rows))
-    labels = list(dict.fromkeys(r[1] for r in rows))
+    bars = [r for r in _speedups(data) if r[0] not in ("latency", "scaling")]
+    workloads = list(dict.fromkeys(r[0] for r in bars))
+    labels = list(dict.fromkeys(r[1] for r in bars))
     width = 0.8 / max(1, len(labels))
     fig, ax = plt.subplots(figsize=(7, 0.6 + 0.5 * len(workloads) * max(1, len(labels)) / 2))
     for k, label in enumerate(labels):
-        values = {w: s for w, lab, _, s in rows if lab == label}
+        values = {w: s for w, lab, _, s in bars if lab == label}
         positions = [i + k * width for i, w in enumerate(workloads) if w in values]
         ax.barh(positions, [values[w] for w in workloads if w in values], width, label=label)
     ax.set_yticks([i + width * (len(labels) - 1) / 2 for i in range(len(workloads))])
     ax.set_yticklabels(workloads)
     ax.invert_yaxis()
     ax.axvline(1.0, color="black", linewidth=0.8)
-    ax.set_xlabel("speedup over the first implementation (higher is better)")
+    ax.set_xlabel("speedup over the baseline (higher is better)")
     ax.legend(loc="best", fontsize="small")
     fig.tight_layout()
     return _png(fig)
@@ -128,8 +170,8 @@ def speedup_figure(data: dict[str, Any]) -> bytes:
 
 def scaling_figure(data: dict[str, Any]) -> bytes | None:
     """Per-element cost against N for the ``scaling`` workload, or ``None`` without it."""
-    rows = [r for r in data["results"] if isinstance(r.get("ns_per_element"), dict)]
-    if not rows:
+    series = [r for r in rows(data) if isinstance(r.get("ns_per_element"), dict)]
+    if not series:
         return None
     import matplotlib
 
@@ -137,7 +179,7 @@ def scaling_figure(data: dict[str, Any]) -> bytes | None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for row in rows:
+    for row in series:
         points = sorted((int(n), float(ns)) for n, ns in row["ns_per_element"].items())
         ax.plot([n for n, _ in points], [ns for _, ns in points], marker="o", label=_label(row))
     ax.set_xscale("log")
@@ -173,14 +215,20 @@ def render(path: Path = RESULTS) -> Rendered:
             "and rebuild the site.\n",
             {},
         )
-    meta = ", ".join(
-        f"{key} {data[key]}" for key in ("date", "machine", "python", "cpus") if data.get(key)
+    meta = "; ".join(
+        f"{key}: {data[key]}"
+        for key in ("date", "machine", "workers", "python", "cpus")
+        if data.get(key)
     )
     parts = []
     if data.get("quick"):
         parts.append("These are `--quick` results (small sizes): indicative only.\n")
     if meta:
-        parts.append(f"Recorded with {meta}.\n")
+        parts.append(f"Conditions: {meta}.\n")
+    versions = data.get("versions")
+    if isinstance(versions, dict) and versions:
+        listed = ", ".join(f"{name} {version}" for name, version in versions.items())
+        parts.append(f"Versions: {listed}.\n")
     parts.append(table(data) + "\n")
     images = {SPEEDUP_PNG: speedup_figure(data)}
     parts.append(f"![Speedup per workload](figures/{SPEEDUP_PNG})\n")
