@@ -279,3 +279,29 @@ def test_shared_arrays_survive_a_dead_worker() -> None:
         out[:] = 1
         ctx.map(lambda wid, i, v: out.__setitem__(i, 2), range(10))
     np.testing.assert_array_equal(out, 2)
+
+
+def test_dead_worker_noticed_while_a_grandchild_holds_its_pipe() -> None:
+    """No end of file arrives (a process the kernel forked keeps the pipe open)."""
+    with ProcessContext(2) as ctx:
+        grandchildren = ctx.zeros(4, dtype=np.int64)
+
+        def kernel(worker_id: int, index: int, value: int) -> None:
+            if index == 0:
+                pid = os.fork()
+                if pid == 0:
+                    time.sleep(30)
+                    os._exit(0)
+                grandchildren[index] = pid
+                faulthandler.disable()
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        try:
+            start = time.monotonic()
+            with pytest.raises(WorkerDiedError, match="SIGKILL"):
+                ctx.map(kernel, range(4), shares=4)
+            assert time.monotonic() - start < 10
+        finally:
+            for pid in grandchildren:
+                if pid:
+                    os.kill(int(pid), signal.SIGKILL)

@@ -223,7 +223,10 @@ class _ForkedMap:
                 stream.flush()
         # Objects the child inherits are never scanned by its garbage collector, which
         # would otherwise copy (on write) every page holding one.
-        gc.freeze()
+        # (Not when the program froze objects itself: unfreezing would undo that.)
+        freeze = gc.get_freeze_count() == 0
+        if freeze:
+            gc.freeze()
         # A Ctrl-C landing in a child between fork() and its first line would unwind the
         # caller's code there; hold SIGINT until the child has set its own handling.
         signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
@@ -255,31 +258,30 @@ class _ForkedMap:
                     self.workers.append(_Worker(worker_id, pid, read_fd))
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGINT)
-            gc.unfreeze()
+            if freeze:
+                gc.unfreeze()
 
     def _collect(self) -> None:
         poller = select.poll()
-        by_fd = {}
+        watched = {}
         for worker in self.workers:
             poller.register(worker.fd, select.POLLIN)
-            by_fd[worker.fd] = worker
-        running = len(self.workers)
-        while running:
+            watched[worker.fd] = worker
+        while watched:
             events = poller.poll(_POLL_MS)
             if not events:
                 self._check_alive()
-                continue
             for fd, _ in events:
-                worker = by_fd[fd]
+                worker = watched[fd]
                 chunk = os.read(fd, 1 << 20)
-                if chunk:
-                    worker.buffer += chunk
-                    self._handle_messages(worker)
-                    if worker.done:
-                        poller.unregister(fd)
-                        running -= 1
-                else:
+                if not chunk:
                     raise self._died(worker)
+                worker.buffer += chunk
+                self._handle_messages(worker)
+            for fd, worker in list(watched.items()):
+                if worker.done:
+                    poller.unregister(fd)
+                    del watched[fd]
 
     def _handle_messages(self, worker: _Worker) -> None:
         buffer = worker.buffer
@@ -307,8 +309,16 @@ class _ForkedMap:
             if worker.done or worker.reaped:
                 continue
             pid, status = os.waitpid(worker.pid, os.WNOHANG)
-            if pid:
-                worker.reaped = True
+            if not pid:
+                continue
+            worker.reaped = True
+            # It may have written its last messages just before exiting.
+            os.set_blocking(worker.fd, False)
+            with contextlib.suppress(BlockingIOError):
+                while chunk := os.read(worker.fd, 1 << 20):
+                    worker.buffer += chunk
+                    self._handle_messages(worker)
+            if not worker.done:
                 raise _died_error(worker, status)
 
     def _died(self, worker: _Worker) -> WorkerDiedError:
