@@ -16,6 +16,7 @@ import numpy as np
 
 from pashmap.target import contiguous_ranges
 from pashmap_xfel.handles import close_inherited_files
+from pashmap_xfel.layout import TrainLayout
 
 __all__ = ["ExtraDataTarget", "Kind"]
 
@@ -145,6 +146,9 @@ class ExtraDataTarget:
         self.train_ids: np.ndarray[Any, np.dtype[np.uint64]] = np.asarray(
             obj.train_ids, dtype=np.uint64
         )
+        # KeyData only: found by split() in the caller, so forked workers inherit it.
+        self._layout: TrainLayout | None = None
+        self._layout_found = kind != "KeyData"
 
     @classmethod
     def accepts(cls, obj: object) -> bool:
@@ -186,7 +190,9 @@ class ExtraDataTarget:
         Raises:
             ValueError: ``n < 1``.
         """
-        return contiguous_ranges(len(self.train_ids), n)
+        shares = contiguous_ranges(len(self.train_ids), n)
+        self._find_layout()
+        return shares
 
     def iterate(self, share: range, /) -> Iterator[tuple[int, int, Any]]:
         """Read the trains of one share, in order.
@@ -204,6 +210,9 @@ class ExtraDataTarget:
         close_inherited_files()
         if not share:
             return iter(())
+        layout = self._find_layout()
+        if layout is not None:
+            return self._iterate_layout(share, layout)
         section = self.obj.select_trains(np.s_[share.start : share.stop])
         if self.kind == "KeyData":
             return self._iterate_key_data(share, section)
@@ -214,6 +223,36 @@ class ExtraDataTarget:
         return self._indexed(share, _detector_trains(section, self.options))
 
     # ---------------------------------------------------------------- per kind
+    def _find_layout(self) -> TrainLayout | None:
+        if not self._layout_found:
+            self._layout = TrainLayout.of(self.obj)
+            self._layout_found = True
+        return self._layout
+
+    def _iterate_layout(self, share: range, layout: TrainLayout) -> Iterator[tuple[int, int, Any]]:
+        """KeyData, reading each train's entries straight from their dataset."""
+        keep_dims = self.options["keep_dims"]
+        include_empty = self.options["include_empty"]
+        empty = np.empty((0, *self.obj.entry_shape), dtype=self.obj.dtype)
+        rows = slice(share.start, share.stop)
+        for index, tid, number, first, count in zip(
+            share,
+            self.train_ids[rows].tolist(),
+            layout.file_number[rows].tolist(),
+            layout.first[rows].tolist(),
+            layout.count[rows].tolist(),
+            strict=True,
+        ):
+            if count == 0:
+                if include_empty:
+                    yield index, tid, empty
+                continue
+            dataset = layout.dataset(number)
+            if count == 1 and not keep_dims:
+                yield index, tid, dataset[first]
+            else:
+                yield index, tid, dataset[first : first + count]
+
     def _indexed(
         self, share: range, trains: Iterable[tuple[Any, Any]]
     ) -> Iterator[tuple[int, int, Any]]:

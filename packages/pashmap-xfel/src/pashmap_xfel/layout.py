@@ -1,0 +1,113 @@
+"""Where each train's data for one key lie: file, first entry and entry count, per train.
+
+Reading a KeyData share through ``kd.select_trains(...).trains()`` costs about a
+millisecond per share before the first byte is read (a new KeyData, its chunk list, and
+opening the dataset), which adds up when a map is cut into dozens of shares per worker.
+A :class:`TrainLayout` is computed once per target from the index EXtra-data already
+holds (``FileAccess.get_index``), so a worker goes straight from a train's position to
+the entries to read.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["TrainLayout"]
+
+
+@dataclass
+class TrainLayout:
+    """Per train of a KeyData: which of its files holds the data, from which entry, how many.
+
+    Attributes:
+        file_number: per train, the position in ``kd.files`` of the file holding its data,
+            -1 for a train that no file of the key has.
+        first: per train, the first entry of the train's data in that file's dataset.
+        count: per train, the number of entries (0 for a train without data).
+        files: ``kd.files``, EXtra-data's ``FileAccess`` objects.
+        path: the HDF5 path of the key's dataset in each file.
+    """
+
+    file_number: np.ndarray[Any, np.dtype[np.int64]]
+    first: np.ndarray[Any, np.dtype[np.int64]]
+    count: np.ndarray[Any, np.dtype[np.int64]]
+    files: list[Any]
+    path: str
+    _datasets: dict[int, Any] = field(default_factory=dict, repr=False)
+    _datasets_pid: int = field(default=-1, repr=False)
+
+    @classmethod
+    def of(cls, key_data: Any) -> TrainLayout | None:
+        """Find where the data of every train of ``key_data`` are.
+
+        A train present in several files (suspect trains) is read from the first file
+        that has it, and the first entry of it there, as ``KeyData.train_from_id`` does.
+
+        Args:
+            key_data: an ``extra_data.KeyData``.
+
+        Returns:
+            The layout; ``None`` when the KeyData's train IDs are not sorted and unique,
+            or its files lack the index this relies on (then read through
+            ``KeyData.trains()`` instead).
+        """
+        train_ids = np.asarray(key_data.train_ids, dtype=np.uint64)
+        ntrains = len(train_ids)
+        if ntrains > 1 and not bool(np.all(train_ids[1:] > train_ids[:-1])):
+            return None
+        file_number = np.full(ntrains, -1, dtype=np.int64)
+        first = np.zeros(ntrains, dtype=np.int64)
+        count = np.zeros(ntrains, dtype=np.int64)
+        try:
+            for number, file in enumerate(key_data.files):
+                file_tids = np.asarray(file.train_ids, dtype=np.uint64)
+                if not len(file_tids) or not ntrains:
+                    continue
+                firsts, counts = file.get_index(key_data.source, key_data.index_group)
+                usable = min(len(file_tids), len(firsts), len(counts))
+                file_tids = file_tids[:usable]
+                wanted = np.ones(usable, dtype=bool)
+                if not key_data.inc_suspect_trains:
+                    wanted &= np.asarray(file.validity_flag[:usable], dtype=bool)
+                position = np.searchsorted(train_ids, file_tids)
+                inside = position < ntrains
+                wanted &= inside
+                wanted[inside] &= train_ids[position[inside]] == file_tids[inside]
+                rows = np.nonzero(wanted)[0]
+                # Keep the first row of each train in this file, and only trains that no
+                # earlier file had.
+                positions, first_rows = np.unique(position[rows], return_index=True)
+                rows = rows[first_rows]
+                new = file_number[positions] < 0
+                positions, rows = positions[new], rows[new]
+                file_number[positions] = number
+                first[positions] = np.asarray(firsts, dtype=np.int64)[rows]
+                count[positions] = np.asarray(counts, dtype=np.int64)[rows]
+        except (AttributeError, KeyError, TypeError):
+            return None
+        return cls(file_number, first, count, list(key_data.files), key_data.hdf5_data_path)
+
+    def dataset(self, number: int) -> Any:
+        """The ``h5py.Dataset`` of the key in file ``number``, opened once per process.
+
+        Datasets opened in another process (before a fork) are never reused: they read
+        through files that :func:`pashmap_xfel.close_inherited_files` closes.
+
+        Args:
+            number: a position in :attr:`files`.
+
+        Returns:
+            The dataset.
+        """
+        pid = os.getpid()
+        if self._datasets_pid != pid:
+            self._datasets = {}
+            self._datasets_pid = pid
+        dataset = self._datasets.get(number)
+        if dataset is None:
+            dataset = self._datasets[number] = self.files[number].file[self.path]
+        return dataset
