@@ -133,3 +133,24 @@ def test_reused_memory_is_shared_again() -> None:
         out = ctx.empty(1000)
         ctx.map(lambda wid, i, v, out=out, c=cycle: out.__setitem__(i, v + c), range(1000))
         np.testing.assert_array_equal(out, np.arange(1000) + cycle)
+
+
+def test_workers_never_reuse_the_callers_blocks() -> None:
+    """A worker's nested allocation must not land in memory the caller may reuse."""
+    pashmap_shm.clear_cache()
+    ctx = ProcessContext(2)
+    dropped = ctx.empty(10_000)
+    free_address = dropped.__array_interface__["data"][0]
+    del dropped  # cached in the caller
+    assert pashmap_shm.cached_bytes() > 0
+
+    def kernel(worker_id: int, index: int, value: int) -> int:
+        scratch = ctx.empty(10_000)
+        scratch[:] = -1
+        return int(scratch.__array_interface__["data"][0])
+
+    addresses = ctx.map(kernel, range(4))
+    assert free_address not in addresses
+    reused = ctx.empty(10_000)
+    assert reused.__array_interface__["data"][0] == free_address
+    assert not (reused == -1).all()

@@ -82,8 +82,9 @@ class ProcessContext(BaseContext):
       workers are stopped at once;
     * a worker that dies (killed, crashed, ``os._exit``) raises
       :class:`pashmap.WorkerDiedError` naming the worker and its signal or exit status;
-    * Ctrl-C raises ``KeyboardInterrupt`` in the caller (workers ignore SIGINT and are
-      killed by the caller); workers are also killed if the caller dies;
+    * Ctrl-C raises ``KeyboardInterrupt`` in the caller (workers block SIGINT and are
+      killed by the caller); workers are also killed if the caller dies (also their
+      subprocesses inherit the blocked SIGINT);
     * a map started inside a worker runs serially in that worker.
 
     Args:
@@ -227,8 +228,9 @@ class _ForkedMap:
         freeze = gc.get_freeze_count() == 0
         if freeze:
             gc.freeze()
-        # A Ctrl-C landing in a child between fork() and its first line would unwind the
-        # caller's code there; hold SIGINT until the child has set its own handling.
+        # SIGINT is blocked while forking: a Ctrl-C landing in a child between fork() and
+        # its first line would unwind the caller's code there. The children keep it
+        # blocked (see worker.serve); the caller unblocks it right after.
         signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
         try:
             with warnings.catch_warnings():

@@ -11,7 +11,8 @@ touched). Programs that allocate, map and drop arrays of the same size in a loop
 that every cycle, so dropped blocks are kept in a small cache (at most
 :func:`cache_limit` bytes, an eighth of the machine's memory by default, 4 GiB at most) and
 handed out again for a request of about the same size. :func:`clear_cache` (also called by
-``ProcessContext.close()``) returns the cached memory to the system.
+``ProcessContext.close()``) returns the cached memory to the system. Forked workers never
+reuse blocks: the parent may hand its cached blocks out again at any time.
 
 Before mapping, the size is checked against the memory available to this process
 (``MemAvailable``, and the cgroup's limit if there is one): a request that cannot fit
@@ -58,6 +59,18 @@ _returned: deque[_Entry] = deque()
 # Start address -> size of every mapping made here that is still mapped.
 _mapped: dict[int, int] = {}
 _limit: int | None = None
+# True in a child made by fork(): the cache state it inherited is the parent's, whose
+# "free" blocks the parent may hand out again at any time, and whose arrays the child
+# may drop while the parent still uses them. A child never reuses blocks.
+_forked = False
+
+
+def _after_fork_in_child() -> None:
+    global _forked
+    _forked = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _Block:
@@ -202,8 +215,10 @@ def clear_cache() -> int:
     """Release every cached block of shared memory to the system.
 
     Returns:
-        The number of bytes released.
+        The number of bytes released (0 in a forked worker, which never caches).
     """
+    if _forked:
+        return 0
     with _lock:
         _absorb_returned()
         released = _free_bytes
@@ -214,6 +229,8 @@ def clear_cache() -> int:
 # ----------------------------------------------------------------- internals
 def _give_back(entry: _Entry) -> None:
     """Finalizer of a block's owner: keep the mapping for reuse, or unmap it."""
+    if _forked:
+        return  # the parent may still use it; the mapping goes with this process
     _returned.append(entry)
     # Not blocking: this may run from garbage collection inside an allocation that holds
     # the lock; the block then waits in _returned until the next allocation.
@@ -227,6 +244,8 @@ def _give_back(entry: _Entry) -> None:
 def _take_cached(size: int) -> _Entry | None:
     """Pop the smallest cached block of at least ``size`` bytes (and not much more)."""
     global _free_bytes
+    if _forked:
+        return None
     with _lock:
         _absorb_returned()
         best = -1
