@@ -305,3 +305,22 @@ def test_dead_worker_noticed_while_a_grandchild_holds_its_pipe() -> None:
             for pid in grandchildren:
                 if pid:
                     os.kill(int(pid), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("kind", ["threads", "processes"])
+def test_ctrl_c_in_process(kind: str) -> None:
+    """SIGINT delivered to the caller's main thread while it waits for the map."""
+    main = threading.get_ident()
+    timer = threading.Timer(0.3, signal.pthread_kill, (main, signal.SIGINT))
+    pm.set_default_context(kind, num_workers=2)
+    start = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pm.map(lambda wid, i, v: time.sleep(0.5), range(8))
+    finally:
+        timer.cancel()
+        timer.join()
+    # Processes: at once. Threads cannot be interrupted: they finish the element at hand.
+    assert time.monotonic() - start < 3
+    assert psutil.Process().children() == []

@@ -206,3 +206,9 @@ def test_numpy_integer_num_workers() -> None:
 def test_kernel_must_be_callable(context: BaseContext) -> None:
     with pytest.raises(TypeError, match="kernel must be callable"):
         context.map(42, range(3))  # type: ignore[call-overload]
+
+
+def test_more_shares_than_a_pipe_holds() -> None:
+    n = 20_000  # 80 kB of share indices, more than the default 64 kB pipe
+    with ProcessContext(2) as ctx:
+        assert ctx.map(lambda wid, i, v: None, range(n), shares=n) == [None] * n
