@@ -44,6 +44,7 @@ SOURCE = "SPB_DET_AGIPD1M-1/DET/0CH0:xtdf"
 KEY = "image.data"
 FRAME_SHAPE = (2, 512, 128)  # raw AGIPD: (data/gain, slow scan, fast scan)
 VARIANTS = ("serial", "pasha", "pashmap")
+THREADS = "threads"  # pashmap 'threads', with --threads
 
 
 def write_run(path: Path, trains: int, frames: int) -> None:
@@ -119,10 +120,11 @@ def measure(variant: str, path: str, workers: int) -> dict[str, Any]:
         def run_map() -> None:
             psh.map(pasha_kernel, kd)
 
-    elif variant == "pashmap":
+    elif variant in ("pashmap", THREADS):
         import pashmap as pm
 
-        pm.set_default_context("processes", num_workers=workers)
+        kind = "processes" if variant == "pashmap" else "threads"
+        pm.set_default_context(kind, num_workers=workers)
         out = pm.array((ntrains, *FRAME_SHAPE), np.float32)
         pm.map(lambda *args: None, first_train)
 
@@ -175,7 +177,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=16, help="frames (pulses) per train")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each variant")
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
-    parser.add_argument("--measure", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--threads", action="store_true", help="also run pashmap's 'threads' context"
+    )
+    parser.add_argument("--measure", choices=(*VARIANTS, THREADS), help=argparse.SUPPRESS)
     parser.add_argument("--run", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -203,19 +208,21 @@ def main() -> None:
             f"each, {args.workers} workers for pasha and pashmap, {os.cpu_count()} CPUs"
         )
         print(f"load average before: {_load()}")
-        times: dict[str, list[float]] = {v: [] for v in VARIANTS}
-        cpus: dict[str, list[float]] = {v: [] for v in VARIANTS}
-        checksums: dict[str, set[float]] = {v: set() for v in VARIANTS}
+        variants = (*VARIANTS, THREADS) if args.threads else VARIANTS
+        times: dict[str, list[float]] = {v: [] for v in variants}
+        cpus: dict[str, list[float]] = {v: [] for v in variants}
+        checksums: dict[str, set[float]] = {v: set() for v in variants}
         nbytes = 0
         for round_ in range(args.repeats):
-            order = VARIANTS[round_ % 3 :] + VARIANTS[: round_ % 3]
+            shift = round_ % len(variants)
+            order = variants[shift:] + variants[:shift]
             for variant in order:
                 result = measure_in_fresh_process(variant, path, args.workers)
                 times[variant].append(result["seconds"])
                 cpus[variant].append(result["cpu"])
                 checksums[variant].add(result["checksum"])
                 nbytes = result["bytes"]
-            line = "  ".join(f"{v} {times[v][-1]:.3f} s" for v in VARIANTS)
+            line = "  ".join(f"{v} {times[v][-1]:.3f} s" for v in variants)
             print(f"round {round_ + 1}: {line}", flush=True)
 
         print(f"load average after: {_load()}")
@@ -228,7 +235,7 @@ def main() -> None:
     print(
         f"{'variant':<10} {'median s':>9} {'min s':>8} {'MB/s':>7} {'vs serial':>10} {'CPU s':>7}"
     )
-    for variant in VARIANTS:
+    for variant in variants:
         median = medians[variant]
         speedup = medians["serial"] / median
         print(

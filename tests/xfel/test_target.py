@@ -15,6 +15,7 @@ import pytest
 
 import pashmap as pm
 from pashmap_xfel import ExtraDataTarget
+from pashmap_xfel.layout import TrainLayout
 from tests.xfel.conftest import AGIPD_MISSED_TRAIN, AGIPD_SOURCE, AGIPD_TRAINS, XGM_TRAINS
 from tests.xfel.reference import (
     LOCAL,
@@ -272,3 +273,37 @@ def test_repr_and_len(agipd_run: Any) -> None:
         f"ExtraDataTarget(<KeyData of {XGM_TRAINS} trains>, keep_dims=False, include_empty=True)"
     )
     assert target.kind == "KeyData"
+
+
+# ------------------------------------------------------------ KeyData fast path
+KEY_CASES = [case for case in CASES if case.startswith("key-")]
+
+
+def test_key_data_reads_through_the_train_layout(agipd_run: Any) -> None:
+    target = ExtraDataTarget(agipd_run[AGIPD_SOURCE.format(3), "image.data"])
+    target.split(2)
+    layout = target._find_layout()
+    assert layout is not None
+    assert layout.file_number.tolist().count(-1) == XGM_TRAINS - AGIPD_TRAINS + 1
+    assert set(layout.count.tolist()) == {0, 3}
+
+
+@pytest.mark.parametrize("case", KEY_CASES)
+def test_key_data_without_the_layout_equals_serial_loop(
+    request: pytest.FixtureRequest, case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The general path, used when a KeyData's index cannot be laid out, agrees too."""
+    monkeypatch.setattr(TrainLayout, "of", staticmethod(lambda key_data: None))
+    target, serial_loop = CASES[case](request)
+    assert pm.map(fingerprint_kernel, target) == expected(case, serial_loop)
+
+
+def test_key_data_without_the_layout_skips_empty_trains_on_request(
+    agipd_run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(TrainLayout, "of", staticmethod(lambda key_data: None))
+    key = agipd_run[AGIPD_SOURCE.format(3), "image.data"]
+    for keep_dims in (False, True):
+        target = ExtraDataTarget(key, include_empty=False, keep_dims=keep_dims)
+        visited = pm.map(lambda w, i, t, d: t, target)
+        assert visited == [int(t) for t, _ in key.trains()]
