@@ -207,7 +207,7 @@ def render(path: Path = RESULTS) -> Rendered:
     data = load(path)
     if data is None:
         return Rendered(
-            "!!! note \"Results pending\"\n"
+            '!!! note "Results pending"\n'
             "    No benchmark results have been recorded for this build yet "
             f"(`{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}` is "
             "missing). Measure your own node with `pashmap bench` (see below); to show the "

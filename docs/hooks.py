@@ -22,7 +22,8 @@ PLACEHOLDER = "<!-- benchmark-results -->"
 _spec = importlib.util.spec_from_file_location(
     "pashmap_docs_figures", Path(__file__).with_name("figures.py")
 )
-assert _spec is not None and _spec.loader is not None
+assert _spec is not None
+assert _spec.loader is not None
 figures = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = figures
 _spec.loader.exec_module(figures)

@@ -17,7 +17,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def figures() -> ModuleType:
     spec = importlib.util.spec_from_file_location("pashmap_docs_figures", FIGURES)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -75,7 +76,9 @@ def test_results_of_the_peer_suite(figures: ModuleType, tmp_path: Path) -> None:
                         "pasha": [{"error": "failed"}],
                     },
                     "scaling": {
-                        "pashmap-processes": [{"seconds": 1.0, "workers": 2, "ns_per_element": scaling}]
+                        "pashmap-processes": [
+                            {"seconds": 1.0, "workers": 2, "ns_per_element": scaling}
+                        ]
                     },
                 },
             }
