@@ -21,6 +21,7 @@ needed, so importing pashmap loads none of them.
 """
 
 from pashmap._version import __version__
+from pashmap.accumulator import Accumulator
 from pashmap.base_context import BaseContext
 from pashmap.context import Context
 from pashmap.default import (
@@ -39,6 +40,7 @@ from pashmap.default import (
     zeros_like,
 )
 from pashmap.errors import (
+    MapTimeoutError,
     MissingPluginError,
     MissingTargetPluginError,
     PashmapError,
@@ -46,6 +48,8 @@ from pashmap.errors import (
     WorkerError,
 )
 from pashmap.local import LocalContext
+from pashmap.options import get_default_options, set_default_options
+from pashmap.per_worker import PerWorker
 from pashmap.target import (
     ColumnarTarget,
     MapTarget,
@@ -56,18 +60,22 @@ from pashmap.target import (
 from pashmap.targets.dataarray import DataArrayTarget
 from pashmap.targets.ndarray import NdarrayTarget
 from pashmap.targets.sequence import SequenceTarget
+from pashmap.worker import current_worker_id
 
 __all__ = [
+    "Accumulator",
     "BaseContext",
     "ColumnarTarget",
     "Context",
     "DataArrayTarget",
     "LocalContext",
     "MapTarget",
+    "MapTimeoutError",
     "MissingPluginError",
     "MissingTargetPluginError",
     "NdarrayTarget",
     "PashmapError",
+    "PerWorker",
     "SequenceTarget",
     "SupportsMapTarget",
     "TargetFactory",
@@ -76,15 +84,18 @@ __all__ = [
     "__version__",
     "array",
     "contiguous_ranges",
+    "current_worker_id",
     "empty",
     "empty_like",
     "full",
     "full_like",
     "get_default_context",
+    "get_default_options",
     "map",
     "ones",
     "ones_like",
     "set_default_context",
+    "set_default_options",
     "use_context",
     "zeros",
     "zeros_like",

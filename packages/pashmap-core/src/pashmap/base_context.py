@@ -16,6 +16,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 from typing_extensions import Self
 
 from pashmap.allocation import Order, ShapeLike, allocate_array
+from pashmap.options import resolve_options
 from pashmap.registry import resolve_target
 from pashmap.target import MapTarget, SupportsMapTarget
 
@@ -68,9 +69,16 @@ class BaseContext(abc.ABC):
             kernel: the function to call.
             target: a MapTarget.
             **options: options of this context kind; unknown ones raise ``TypeError``.
+                :meth:`map` passes ``progress=True`` and ``timeout=<seconds>`` only when
+                they are in effect.
 
         Returns:
             The kernel's return values, in index order.
+
+        A context runs each worker inside :func:`pashmap.worker.worker_scope` (so that
+        :class:`~pashmap.PerWorker` values and :attr:`Accumulator.local` work), and
+        calls the kernel through :func:`pashmap.execution.run_share`, which also counts
+        progress and enforces the deadline.
         """
 
     # ------------------------------------------------------------------ mapping
@@ -108,8 +116,12 @@ class BaseContext(abc.ABC):
                 (when xarray is imported), an object of a type registered by a plugin
                 (e.g. EXtra-data runs with pashmap-xfel), anything with a
                 ``__pashmap_target__()`` method, or a :class:`~pashmap.MapTarget`.
-            **options: options of the context kind (see its documentation); unknown
-                ones raise ``TypeError``.
+            **options: ``progress=True`` shows a progress bar (tqdm) fed by counters the
+                workers bump in shared memory; ``timeout=<seconds>`` cancels the map with
+                :class:`~pashmap.MapTimeoutError` (a ``TimeoutError``) when it runs longer.
+                Both default to the program-wide :func:`pashmap.set_default_options`.
+                Other options belong to the context kind (see its documentation);
+                unknown ones raise ``TypeError``.
 
         Returns:
             The kernel's return values as a list in index order (a list of ``None`` when
@@ -125,7 +137,7 @@ class BaseContext(abc.ABC):
                 f"the kernel must be callable, got {type(kernel).__name__}; "
                 "call it as map(kernel, target)"
             )
-        return self.run(kernel, resolve_target(target), **options)
+        return self.run(kernel, resolve_target(target), **resolve_options(options))
 
     # --------------------------------------------------------------- allocation
     def array(

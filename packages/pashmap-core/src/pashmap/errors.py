@@ -9,6 +9,7 @@ so code written against the built-in type keeps working.
 from __future__ import annotations
 
 __all__ = [
+    "MapTimeoutError",
     "MissingPluginError",
     "MissingTargetPluginError",
     "PashmapError",
@@ -41,6 +42,13 @@ class MissingTargetPluginError(MissingPluginError, TypeError):
     """An object to map over needs a target plugin that is not installed.
 
     Also a :class:`TypeError`, like every other "cannot map over this type" error.
+    """
+
+
+class MapTimeoutError(PashmapError, TimeoutError):
+    """A map did not finish within its ``timeout``; it was cancelled and its workers stopped.
+
+    A :class:`TimeoutError`, so ``except TimeoutError`` catches it.
     """
 
 

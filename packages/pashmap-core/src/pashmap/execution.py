@@ -5,20 +5,31 @@ Shared by every context, so that the cheapest way to call the kernel is used eve
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import partial
 from itertools import repeat, starmap
 from typing import Any, TypeVar
 
+import numpy as np
+from numpy.typing import NDArray
+
+from pashmap.errors import MapTimeoutError
 from pashmap.target import MapTarget
 
-__all__ = ["run_share"]
+__all__ = ["deadline_after", "run_share"]
 
 R = TypeVar("R")
 
 
 def run_share(
-    kernel: Callable[..., R], worker_id: int, target: MapTarget[Any], share: Any
+    kernel: Callable[..., R],
+    worker_id: int,
+    target: MapTarget[Any],
+    share: Any,
+    *,
+    counts: NDArray[np.int64] | None = None,
+    deadline: float | None = None,
 ) -> list[R]:
     """Call ``kernel(worker_id, *entry)`` for every entry of one share, in order.
 
@@ -30,11 +41,45 @@ def run_share(
         worker_id: passed as the kernel's first argument.
         target: the MapTarget the share came from.
         share: one of ``target.split(n)``.
+        counts: if given, ``counts[worker_id]`` is incremented after every element (the
+            progress counter).
+        deadline: if given, a ``time.monotonic()`` value after which no further element
+            is started: :class:`~pashmap.MapTimeoutError` is raised instead.
 
     Returns:
         The kernel's return values, in order.
+
+    Raises:
+        MapTimeoutError: the deadline passed.
     """
+    if counts is not None or deadline is not None:
+        return _run_share_watched(kernel, worker_id, target, share, counts, deadline)
     iterate_columns = getattr(target, "iterate_columns", None)
     if iterate_columns is not None:
         return list(map(kernel, repeat(worker_id), *iterate_columns(share)))
     return list(starmap(partial(kernel, worker_id), target.iterate(share)))
+
+
+def _run_share_watched(
+    kernel: Callable[..., R],
+    worker_id: int,
+    target: MapTarget[Any],
+    share: Any,
+    counts: NDArray[np.int64] | None,
+    deadline: float | None,
+) -> list[R]:
+    call = partial(kernel, worker_id)
+    results = []
+    monotonic = time.monotonic
+    for entry in target.iterate(share):
+        if deadline is not None and monotonic() > deadline:
+            raise MapTimeoutError("the map did not finish before its timeout")
+        results.append(call(*entry))
+        if counts is not None:
+            counts[worker_id] += 1
+    return results
+
+
+def deadline_after(timeout: float | None) -> float | None:
+    """The ``time.monotonic()`` value ``timeout`` seconds from now (``None`` for no limit)."""
+    return None if timeout is None else time.monotonic() + timeout

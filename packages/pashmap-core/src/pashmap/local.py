@@ -10,8 +10,10 @@ from numpy.typing import NDArray
 
 from pashmap.allocation import Order, format_nbytes
 from pashmap.base_context import BaseContext
-from pashmap.execution import run_share
+from pashmap.execution import deadline_after, run_share
+from pashmap.progress import progress_counts
 from pashmap.target import MapTarget
+from pashmap.worker import worker_scope
 
 __all__ = ["LocalContext"]
 
@@ -57,16 +59,43 @@ class LocalContext(BaseContext):
                 f"{shape} {dtype}: {exc}"
             ) from exc
 
-    def run(self, kernel: Callable[..., R], target: MapTarget[Any], /, **options: Any) -> list[R]:
-        """Call the kernel on every entry in index order, in the calling thread."""
+    def run(
+        self,
+        kernel: Callable[..., R],
+        target: MapTarget[Any],
+        /,
+        *,
+        progress: bool = False,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> list[R]:
+        """Call the kernel on every entry in index order, in the calling thread.
+
+        Args:
+            kernel: the function to apply.
+            target: the map target.
+            progress: show a progress bar (needs tqdm).
+            timeout: seconds after which no further element is started and
+                :class:`~pashmap.MapTimeoutError` is raised (an element that is already
+                running is not interrupted).
+
+        Returns:
+            The kernel's return values in index order.
+
+        Raises:
+            TypeError: an unknown option.
+            MapTimeoutError: the timeout passed.
+        """
         if options:
             raise TypeError(
-                f"LocalContext.map() got unexpected option(s): {', '.join(sorted(options))}"
+                f"LocalContext.map() got unexpected option(s): {', '.join(sorted(options))}; "
+                "the options are progress and timeout"
             )
-        shares = target.split(1)
-        if len(shares) == 1:
-            return run_share(kernel, 0, target, shares[0])
+        deadline = deadline_after(timeout)
         results: list[R] = []
-        for share in shares:
-            results.extend(run_share(kernel, 0, target, share))
+        with worker_scope(0), progress_counts(self, target, progress) as counts:
+            for share in target.split(1):
+                results.extend(
+                    run_share(kernel, 0, target, share, counts=counts, deadline=deadline)
+                )
         return results
