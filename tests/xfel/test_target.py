@@ -307,3 +307,16 @@ def test_key_data_without_the_layout_skips_empty_trains_on_request(
         target = ExtraDataTarget(key, include_empty=False, keep_dims=keep_dims)
         visited = pm.map(lambda w, i, t, d: t, target)
         assert visited == [int(t) for t, _ in key.trains()]
+
+
+def test_a_target_pickles_without_its_open_datasets(agipd_run: Any) -> None:
+    """For contexts that send targets to their workers instead of forking them."""
+    import pickle
+
+    key = agipd_run[AGIPD_SOURCE.format(2), "image.data"]
+    target = ExtraDataTarget(key)
+    shares = target.split(3)
+    before = [entry[:2] for entry in target.iterate(shares[0])]
+    copy = pickle.loads(pickle.dumps(target))
+    assert [entry[:2] for entry in copy.iterate(shares[0])] == before
+    assert pm.map(fingerprint_kernel, copy) == pm.map(fingerprint_kernel, target)

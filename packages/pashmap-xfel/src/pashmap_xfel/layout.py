@@ -91,6 +91,13 @@ class TrainLayout:
             return None
         return cls(file_number, first, count, list(key_data.files), key_data.hdf5_data_path)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Open datasets belong to this process and do not pickle; the receiver reopens.
+        state = self.__dict__.copy()
+        state["_datasets"] = {}
+        state["_datasets_pid"] = -1
+        return state
+
     def dataset(self, number: int) -> Any:
         """The ``h5py.Dataset`` of the key in file ``number``, opened once per process.
 
