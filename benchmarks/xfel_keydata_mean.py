@@ -88,7 +88,20 @@ def read_all_files(path: Path) -> int:
 
 
 # ------------------------------------------------------------- one measurement
-def measure(variant: str, path: str, workers: int) -> dict[str, Any]:
+def mean_image(out: np.ndarray[Any, Any], index: int, data: np.ndarray[Any, Any]) -> None:
+    """The benchmark's kernel: the train's mean image."""
+    out[index] = data.mean(axis=0)
+
+
+def last_pixel(out: np.ndarray[Any, Any], index: int, data: np.ndarray[Any, Any]) -> None:
+    """A kernel that only reads (--kernel read): what is left is the cost of reading."""
+    out[index, 0, 0, 0] = data[-1, 0, 0, 0]
+
+
+KERNELS = {"mean": mean_image, "read": last_pixel}
+
+
+def measure(variant: str, path: str, workers: int, kernel: str = "mean") -> dict[str, Any]:
     """Run one variant in this process; return its time and a checksum of the output."""
     import extra_data
 
@@ -98,6 +111,7 @@ def measure(variant: str, path: str, workers: int) -> dict[str, Any]:
     nbytes = int(kd.data_counts(labelled=False).sum()) * int(np.prod(FRAME_SHAPE)) * 2
 
     first_train = kd.select_trains(np.s_[:1])
+    work = KERNELS[kernel]
     if variant == "serial":
         out = np.empty((ntrains, *FRAME_SHAPE), np.float32)
         for _ in first_train.trains():  # warm-up, as for the others
@@ -105,7 +119,7 @@ def measure(variant: str, path: str, workers: int) -> dict[str, Any]:
 
         def run_map() -> None:
             for index, (_, data) in enumerate(kd.trains()):
-                out[index] = data.mean(axis=0)
+                work(out, index, data)
 
     elif variant == "pasha":
         import pasha as psh
@@ -115,7 +129,7 @@ def measure(variant: str, path: str, workers: int) -> dict[str, Any]:
         psh.map(lambda *args: None, first_train)
 
         def pasha_kernel(worker_id: int, index: int, train_id: int, data: Any) -> None:
-            out[index] = data.mean(axis=0)
+            work(out, index, data)
 
         def run_map() -> None:
             psh.map(pasha_kernel, kd)
@@ -129,7 +143,7 @@ def measure(variant: str, path: str, workers: int) -> dict[str, Any]:
         pm.map(lambda *args: None, first_train)
 
         def pashmap_kernel(worker_id: int, index: int, train_id: int, data: Any) -> None:
-            out[index] = data.mean(axis=0)
+            work(out, index, data)
 
         def run_map() -> None:
             pm.map(pashmap_kernel, kd)
@@ -162,9 +176,9 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def measure_in_fresh_process(variant: str, path: Path, workers: int) -> dict[str, Any]:
+def measure_in_fresh_process(variant: str, path: Path, workers: int, kernel: str) -> dict[str, Any]:
     command = [sys.executable, __file__, "--measure", variant, "--run", str(path)]
-    command += ["--workers", str(workers)]
+    command += ["--workers", str(workers), "--kernel", kernel]
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
@@ -180,12 +194,18 @@ def main() -> None:
     parser.add_argument(
         "--threads", action="store_true", help="also run pashmap's 'threads' context"
     )
+    parser.add_argument(
+        "--kernel",
+        choices=sorted(KERNELS),
+        default="mean",
+        help="mean: the mean image (the benchmark); read: only read each train",
+    )
     parser.add_argument("--measure", choices=(*VARIANTS, THREADS), help=argparse.SUPPRESS)
     parser.add_argument("--run", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.measure:  # a child: one measurement, printed as JSON
-        print(json.dumps(measure(args.measure, args.run, args.workers)))
+        print(json.dumps(measure(args.measure, args.run, args.workers, args.kernel)))
         return
 
     with tempfile.TemporaryDirectory(prefix="pashmap-xfel-bench-") as tmp:
@@ -217,7 +237,7 @@ def main() -> None:
             shift = round_ % len(variants)
             order = variants[shift:] + variants[:shift]
             for variant in order:
-                result = measure_in_fresh_process(variant, path, args.workers)
+                result = measure_in_fresh_process(variant, path, args.workers, args.kernel)
                 times[variant].append(result["seconds"])
                 cpus[variant].append(result["cpu"])
                 checksums[variant].add(result["checksum"])
@@ -231,7 +251,8 @@ def main() -> None:
     if len(all_sums) != 1:
         raise SystemExit(f"the variants computed different results: {checksums}")
     medians = {v: statistics.median(t) for v, t in times.items()}
-    print(f"\nKeyData {SOURCE} {KEY}: {nbytes / 1e6:.0f} MB of pixels, out[index] = mean image")
+    what = "out[index] = mean image" if args.kernel == "mean" else "read only"
+    print(f"\nKeyData {SOURCE} {KEY}: {nbytes / 1e6:.0f} MB of pixels, {what}")
     print(
         f"{'variant':<10} {'median s':>9} {'min s':>8} {'MB/s':>7} {'vs serial':>10} {'CPU s':>7}"
     )
