@@ -247,11 +247,8 @@ class ExtraDataTarget:
                 if include_empty:
                     yield index, tid, empty
                 continue
-            dataset = layout.dataset(number)
-            if count == 1 and not keep_dims:
-                yield index, tid, dataset[first]
-            else:
-                yield index, tid, dataset[first : first + count]
+            value = layout.read(number, first, count)
+            yield index, tid, value[0] if count == 1 and not keep_dims else value
 
     def _indexed(
         self, share: range, trains: Iterable[tuple[Any, Any]]
