@@ -247,8 +247,12 @@ class ExtraDataTarget:
                 if include_empty:
                     yield index, tid, empty
                 continue
-            value = layout.read(number, first, count)
-            yield index, tid, value[0] if count == 1 and not keep_dims else value
+            # No local name for the array: holding it while the next one is read would
+            # keep two trains' buffers alive and make the allocator map fresh memory.
+            if count == 1 and not keep_dims:
+                yield index, tid, layout.read(number, first, count)[0]
+            else:
+                yield index, tid, layout.read(number, first, count)
 
     def _indexed(
         self, share: range, trains: Iterable[tuple[Any, Any]]
@@ -257,6 +261,8 @@ class ExtraDataTarget:
         for train_id, data in trains:
             tid = int(train_id)
             yield position[tid], tid, data
+            # Let go of this train's data before the next one is read (see _iterate_layout).
+            del data
 
     def _iterate_source_data(self, share: range, section: Any) -> Iterator[tuple[int, int, Any]]:
         from extra_data import DataCollection
@@ -271,6 +277,7 @@ class ExtraDataTarget:
         )
         for index, tid, data in self._indexed(share, collection.trains(**self.options)):
             yield index, tid, data[source]
+            del data
 
     def _iterate_key_data(self, share: range, section: Any) -> Iterator[tuple[int, int, Any]]:
         keep_dims = self.options["keep_dims"]
@@ -297,6 +304,7 @@ class ExtraDataTarget:
             elif not include_empty and keep_dims and len(value) == 0:
                 continue
             yield index, tid, value
+            del value
         if include_empty:
             for missing in range(following, share.stop):
                 yield missing, int(self.train_ids[missing]), empty
