@@ -160,3 +160,22 @@ def test_files_opened_for_writing_are_left_alone(agipd_run: Any, tmp_path: Any) 
         output["y"] = np.arange(4)
     with h5py.File(tmp_path / "out.h5", "r") as check:
         assert sorted(check) == ["x", "y"]
+
+
+def test_workers_of_the_processes_context_read_through_their_own_files(agipd_run: Any) -> None:
+    pytest.importorskip("pashmap_shm", reason="the 'processes' context is not installed")
+    import pashmap as pm
+
+    key = agipd_run[AGIPD_SOURCE.format(0), "image.data"]
+    list(ExtraDataTarget(key).iterate(range(2)))  # the caller has the files open
+    inherited = open_handles(key)
+
+    def kernel(worker_id: int, index: int, train_id: int, data: Any) -> tuple[int, int, bool]:
+        reopened = open_handles(key)
+        own = all(reopened[name] is not inherited.get(name) for name in reopened)
+        return os.getpid(), handles_pid(), own and bool(reopened)
+
+    with pm.use_context("processes", num_workers=2):
+        seen = pm.map(kernel, key)
+    assert all(pid != os.getpid() and owner == pid and own for pid, owner, own in seen)
+    assert open_handles(key) == inherited
