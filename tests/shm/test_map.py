@@ -212,3 +212,12 @@ def test_more_shares_than_a_pipe_holds() -> None:
     n = 20_000  # 80 kB of share indices, more than the default 64 kB pipe
     with ProcessContext(2) as ctx:
         assert ctx.map(lambda wid, i, v: None, range(n), shares=n) == [None] * n
+
+
+def test_small_maps_do_not_fork_every_worker() -> None:
+    """Workers start one after another, only while shares are left to take."""
+    with ProcessContext(4) as ctx:
+        counts = [len(set(ctx.map(lambda wid, i, v: os.getpid(), range(4)))) for _ in range(10)]
+        assert min(counts) == 1
+        slow = ctx.map(lambda wid, i, v: (time.sleep(0.02), os.getpid())[1], range(40))
+        assert len(set(slow)) == 4

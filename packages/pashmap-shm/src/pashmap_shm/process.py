@@ -28,12 +28,15 @@ Fork and threads
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import os
 import pickle
 import select
 import signal
 import sys
+import termios
+import time
 import warnings
 from array import array
 from collections.abc import Callable, Sequence
@@ -63,6 +66,12 @@ _F_SETPIPE_SZ = 1031
 _PIPE_CAPACITY = 65536
 _RECORD = 4  # bytes per share index in the queue pipe
 _POLL_MS = 200  # how often to check for workers that died but whose pipe stays open
+# Workers start one after another: the next one is forked only if shares are still
+# queued after the previous one had this long to take them. A map too small to need
+# every worker (a few cheap elements) then costs one fork instead of num_workers, and a
+# large map starts its last worker a few milliseconds late at most.
+_RAMP_UP = 0.002
+_RAMP_UP_STEP = 0.0001
 _SIGINT = {signal.SIGINT}
 
 
@@ -74,6 +83,10 @@ class ProcessContext(BaseContext):
     ``pm.array`` (while this context is the default): they are shared with the workers,
     so the caller sees the writes with no copy. Writes to any other object stay in the
     worker; return values are pickled back.
+
+    Workers are forked one after another, the next one only while shares are still
+    waiting (2 ms after the previous one started), so a map of a few cheap elements
+    costs a single fork; ``worker_id`` is always in ``range(num_workers)``.
 
     Behaviour at the edges:
 
@@ -206,8 +219,6 @@ class _ForkedMap:
     def _fill_queue(self, fd: int) -> None:
         records = array("I", range(len(self.shares))).tobytes()
         if len(records) > _PIPE_CAPACITY:
-            import fcntl
-
             try:
                 fcntl.fcntl(fd, _F_SETPIPE_SZ, len(records))
             except OSError as exc:
@@ -236,6 +247,8 @@ class _ForkedMap:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", _FORK_WARNING, DeprecationWarning)
                 for worker_id in range(self.num_workers):
+                    if worker_id and not _shares_left(queue_read):
+                        break
                     read_fd, write_fd = os.pipe()
                     try:
                         pid = os.fork()
@@ -344,6 +357,23 @@ class _ForkedMap:
             self.workers.clear()
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGINT)
+
+
+def _shares_left(queue_fd: int) -> bool:
+    """Whether shares are still queued after the last worker had time to take them."""
+    deadline = time.monotonic() + _RAMP_UP
+    while True:
+        if not _queued_bytes(queue_fd):
+            return False
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(_RAMP_UP_STEP)
+
+
+def _queued_bytes(fd: int) -> int:
+    count = array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, count, True)
+    return count[0]
 
 
 def _wait(pid: int) -> tuple[int, int]:
