@@ -40,7 +40,6 @@ import time
 import warnings
 from array import array
 from collections.abc import Callable, Sequence
-from itertools import chain
 from typing import Any, TypeVar
 
 import numpy as np
@@ -212,9 +211,26 @@ class _ForkedMap:
                     os.close(fd)
             if os.getpid() == parent_pid:
                 self._stop_all()
+        return self._in_index_order()
+
+    def _in_index_order(self) -> list[Any]:
+        """The values of every share, concatenated in share order."""
+        sizes = [0] * len(self.shares)
         for share, count in self.none_counts:
-            self.values[share] = [None] * count
-        return list(chain.from_iterable(v for v in self.values if v is not None))
+            sizes[share] = count
+        returned = False
+        for share, values in enumerate(self.values):
+            if values is not None:
+                sizes[share] = len(values)
+                returned = True
+        out: list[Any] = [None] * sum(sizes)
+        if returned:
+            start = 0
+            for values, size in zip(self.values, sizes, strict=True):
+                if values is not None:
+                    out[start : start + size] = values
+                start += size
+        return out
 
     def _fill_queue(self, fd: int) -> None:
         records = array("I", range(len(self.shares))).tobytes()
