@@ -93,6 +93,32 @@ def write_agipd_run(path: str) -> None:
         )
 
 
+SUSPECT_ROW = 5  # INDEX/flag marks it suspect: its train ID is out of sequence
+SUSPECT_TRAIN = 10100
+
+
+def write_suspect_train_run(path: str) -> None:
+    """One small AGIPD module over 16 trains whose row 5 has a suspect train ID, 10100.
+
+    Entry ``2 * row + frame`` of ``image.data`` holds ``10 * row + frame`` everywhere, so
+    a read shows which row it came from. Train 10005 is then in no row at all.
+    """
+    filename = os.path.join(path, "RAW-R0200-AGIPD00-S00000.h5")
+    write_file(
+        filename,
+        [AGIPDModule("SPB_DET_AGIPD1M-1/DET/0CH0", frames_per_train=2)],
+        ntrains=16,
+        chunksize=4,
+        format_version="1.0",
+    )
+    with h5py.File(filename, "r+") as f:
+        f["INDEX/trainId"][SUSPECT_ROW] = SUSPECT_TRAIN
+        f["INDEX/flag"][SUSPECT_ROW] = 0
+        data = f[f"INSTRUMENT/{AGIPD_SOURCE.format(0)}/image/data"]
+        for entry in range(32):
+            data[entry] = 10 * (entry // 2) + entry % 2
+
+
 def write_jungfrau_run(path: str) -> None:
     """Two raw JUNGFRAU modules over 3 trains (each train is 24 MB per module)."""
     for modno in (1, 2):
@@ -160,6 +186,12 @@ def reduced_spb_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return extra_data.RunDirectory(
         str(_make_dir(tmp_path_factory, "reduced_spb", make)), parallelize=False
     )
+
+
+@pytest.fixture(scope="session")
+def suspect_train_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run directory with a suspect, repeated train (see write_suspect_train_run)."""
+    return _make_dir(tmp_path_factory, "suspect", write_suspect_train_run)
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from tests.xfel.reference import (
     LOCAL,
     PARALLEL,
     context,
+    fingerprint,
     fingerprint_kernel,
     serial,
     serial_key,
@@ -320,3 +321,30 @@ def test_a_target_pickles_without_its_open_datasets(agipd_run: Any) -> None:
     copy = pickle.loads(pickle.dumps(target))
     assert [entry[:2] for entry in copy.iterate(shares[0])] == before
     assert pm.map(fingerprint_kernel, copy) == pm.map(fingerprint_kernel, target)
+
+
+# ------------------------------------------------------------ suspect trains
+@pytest.mark.parametrize("layout", [True, False], ids=["layout", "train_from_id"])
+@pytest.mark.parametrize("inc_suspect_trains", [True, False])
+def test_a_suspect_train_reads_as_train_from_id_does(
+    suspect_train_dir: Any, inc_suspect_trains: bool, layout: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.xfel.conftest import SUSPECT_ROW, SUSPECT_TRAIN
+
+    if not layout:
+        monkeypatch.setattr(TrainLayout, "of", staticmethod(lambda key_data: None))
+    run = extra_data.RunDirectory(
+        str(suspect_train_dir), inc_suspect_trains=inc_suspect_trains, parallelize=False
+    )
+    key = run[AGIPD_SOURCE.format(0), "image.data"]
+    expected = []
+    for i, tid in enumerate(key.train_ids):
+        found = key.train_from_id(int(tid))
+        expected.append((i, int(tid), fingerprint(found[1] if isinstance(found, tuple) else found)))
+    assert pm.map(fingerprint_kernel, key) == expected
+    first_pixels = pm.map(lambda w, i, t, d: (t, int(d[0, 0, 0, 0])), key)
+    if inc_suspect_trains:  # out of sequence in its file, last in train_ids
+        assert first_pixels[-1] == (SUSPECT_TRAIN, 10 * SUSPECT_ROW)
+    else:
+        assert SUSPECT_TRAIN not in [t for t, _ in first_pixels]
+    assert 10005 not in [t for t, _ in first_pixels]

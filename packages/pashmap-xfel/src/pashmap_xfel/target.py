@@ -280,34 +280,22 @@ class ExtraDataTarget:
             del data
 
     def _iterate_key_data(self, share: range, section: Any) -> Iterator[tuple[int, int, Any]]:
+        """KeyData without a layout: one ``train_from_id`` per train (slower, but general)."""
         keep_dims = self.options["keep_dims"]
         include_empty = self.options["include_empty"]
-        empty = np.empty((0, *section.entry_shape), dtype=section.dtype)
-        position = _positions(self.train_ids, share)
-        following = share.start  # the next index not yet visited
-        for train_id, value in section.trains(keep_dims=keep_dims, include_empty=True):
-            tid = int(train_id)
-            index = position[tid]
-            if index < following:
-                # The same train in a second file (suspect trains): the first one wins,
-                # as in KeyData.train_from_id().
-                continue
-            if include_empty:
-                # Trains in no file of this key get no entry from trains() at all.
-                for missing in range(following, index):
-                    yield missing, int(self.train_ids[missing]), empty
-            following = index + 1
-            if value is None:
-                if not include_empty:
-                    continue
-                value = empty
-            elif not include_empty and keep_dims and len(value) == 0:
+        empty_ndim = 1 + len(section.entry_shape)
+        for index, tid in zip(
+            share, self.train_ids[share.start : share.stop].tolist(), strict=True
+        ):
+            found = section.train_from_id(tid, keep_dims=keep_dims)
+            # EXtra-data returns (train_id, array), or only an empty array for a train
+            # that no file has.
+            value = found[1] if isinstance(found, tuple) else found
+            empty = np.ndim(value) == empty_ndim and np.shape(value)[0] == 0
+            if empty and not include_empty:
                 continue
             yield index, tid, value
-            del value
-        if include_empty:
-            for missing in range(following, share.stop):
-                yield missing, int(self.train_ids[missing]), empty
+            del found, value
 
 
 def _detector_trains(detector: Any, options: Mapping[str, Any]) -> Iterable[tuple[Any, Any]]:
