@@ -124,3 +124,13 @@ def test_without_the_plugin_core_says_what_to_install(
     monkeypatch.setattr(registry, "target_factories", lambda: builtins)
     with pytest.raises(pm.MissingTargetPluginError, match="pip install pashmap-xfel"):
         pm.map(lambda *args: None, agipd_run)
+
+
+def test_auxiliary_sources_are_mapped_over_by_key(reduced_spb_run: Any) -> None:
+    name = "PULSE_REDUCTION/SPB_DET_AGIPD1M-1/DET/0CH0:xtdf"
+    source = reduced_spb_run.auxiliary[name]
+    with pytest.raises(ValueError, match=r"map over one of its keys instead"):
+        ExtraDataTarget(source)
+    key = source["image.data.wasReduced"]
+    expected = [(int(t), np.asarray(v).tolist()) for t, v in key.trains()]
+    assert pm.map(lambda w, i, t, d: (t, np.asarray(d).tolist()), key) == expected

@@ -136,7 +136,9 @@ class TrainLayout:
         if chunk_entries:
             try:
                 return _read_chunks(dataset, chunk_entries, first, count)
-            except RuntimeError:  # a chunk never written: let HDF5 give the fill value
+            except (RuntimeError, ValueError):
+                # A chunk never written (HDF5 reports it either way, depending on the
+                # version): dataset[...] below gives its fill value.
                 pass
         result: np.ndarray[Any, Any] = dataset[first : first + count]
         return result

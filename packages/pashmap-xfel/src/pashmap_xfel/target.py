@@ -85,8 +85,8 @@ class ExtraDataTarget:
     Raises:
         TypeError: ``obj`` is not one of the kinds above, or an option was given that
             does not apply to its kind (the message lists those that do).
-        ValueError: ``obj`` is a SourceData of an auxiliary section (REDUCTION, ERRATA),
-            which has no per-train data to iterate.
+        ValueError: ``obj`` is a SourceData of an auxiliary section (REDUCTION, ERRATA);
+            its keys (KeyData) can be mapped over.
 
     Under the ``'processes'`` context, each worker process closes the HDF5 files it
     inherited from the caller before its first read, so that it reads through files it
@@ -117,8 +117,9 @@ class ExtraDataTarget:
             )
         if kind == "SourceData" and obj.section not in ("CONTROL", "INSTRUMENT"):
             raise ValueError(
-                f"cannot map over the trains of {obj.source!r}: it is a {obj.section} "
-                "source, which has no per-train data"
+                f"cannot map over {obj.source!r} as a whole: it is an auxiliary "
+                f"({obj.section}) source; map over one of its keys instead, "
+                "e.g. run.auxiliary[source][key]"
             )
         given = {
             "require_all": require_all,
