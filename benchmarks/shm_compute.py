@@ -58,7 +58,10 @@ def uniform() -> None:
         rounds=5,
     )
     medians = report("uniform pure-Python compute (~2.5 s serial)", results, "LocalContext", "s", 1)
-    per_round = [s / p for s, p in zip(results["LocalContext"], results["pashmap ProcessContext"])]
+    per_round = [
+        s / p
+        for s, p in zip(results["LocalContext"], results["pashmap ProcessContext"], strict=False)
+    ]
     print(
         f"  speedup of ProcessContext over LocalContext: "
         f"{medians['LocalContext'] / medians['pashmap ProcessContext']:.2f}x (per round: "
@@ -97,7 +100,8 @@ def skewed() -> None:
     ideal = medians["LocalContext (serial)"] / WORKERS
     for name in ("pashmap ProcessContext", "pasha ProcessContext"):
         per_round = [
-            p / (s / WORKERS) for p, s in zip(results[name], results["LocalContext (serial)"])
+            p / (s / WORKERS)
+            for p, s in zip(results[name], results["LocalContext (serial)"], strict=False)
         ]
         print(
             f"  {name}: makespan {medians[name] / ideal:.3f}x ideal (serial / {WORKERS}); "
@@ -142,7 +146,8 @@ def gil_releasing() -> None:
         "s",
         1,
     )
-    assert np.allclose(out_t, out_p) and np.allclose(out_l, out_t)
+    assert np.allclose(out_t, out_p)
+    assert np.allclose(out_l, out_t)
 
 
 if __name__ == "__main__":

@@ -83,8 +83,11 @@ def overhead() -> None:
         },
         rounds=5,
     )
-    assert np.allclose(out_ours, 3 * inp) and np.allclose(out_theirs, 3 * inp)
-    medians = report("per-element overhead, out[i] = 3*v, 1e6 float64", results, "pasha ProcessContext")
+    assert np.allclose(out_ours, 3 * inp)
+    assert np.allclose(out_theirs, 3 * inp)
+    medians = report(
+        "per-element overhead, out[i] = 3*v, 1e6 float64", results, "pasha ProcessContext"
+    )
     for name, value in medians.items():
         print(f"  {name:<34} {value / n * 1e9:.0f} ns per element")
 
