@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Concatenate, TypeVar, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
-from typing_extensions import Self
 
 from pashmap.allocation import Order, ShapeLike, allocate_array
 from pashmap.options import resolve_options
@@ -22,6 +21,7 @@ from pashmap.target import MapTarget, SupportsMapTarget
 
 if TYPE_CHECKING:
     import xarray
+    from typing_extensions import Self
 
 __all__ = ["BaseContext"]
 
