@@ -63,7 +63,6 @@ _FORK_WARNING = r"This process \(pid=\d+\) is multi-threaded, use of fork\(\) ma
 
 _F_SETPIPE_SZ = 1031
 _PIPE_CAPACITY = 65536
-_RECORD = 4  # bytes per share index in the queue pipe
 _POLL_MS = 200  # how often to check for workers that died but whose pipe stays open
 # Workers start one after another: the next one is forked only if shares are still
 # queued after the previous one had this long to take them. A map too small to need
