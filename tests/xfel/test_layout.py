@@ -64,7 +64,7 @@ def test_other_layouts_go_through_h5py(datasets: Any, name: str) -> None:
 def test_unwritten_chunks_read_as_the_fill_value(datasets: Any, tmp_path: Path) -> None:
     dataset = datasets["half_written"]
     assert _whole_entry_chunks(dataset) == 5
-    with pytest.raises((RuntimeError, ValueError)):
+    with pytest.raises((RuntimeError, ValueError, OSError)):
         _read_chunks(dataset, 5, 8, 4)
 
     class File:  # what TrainLayout needs of an EXtra-data FileAccess

@@ -136,9 +136,9 @@ class TrainLayout:
         if chunk_entries:
             try:
                 return _read_chunks(dataset, chunk_entries, first, count)
-            except (RuntimeError, ValueError):
-                # A chunk never written (HDF5 reports it either way, depending on the
-                # version): dataset[...] below gives its fill value.
+            except (RuntimeError, ValueError, OSError):
+                # Mostly a chunk never written, which h5py/HDF5 versions report as any of
+                # these: dataset[...] below gives its fill value (or raises a real error).
                 pass
         result: np.ndarray[Any, Any] = dataset[first : first + count]
         return result
