@@ -15,7 +15,9 @@ and output array, runs a warm-up map over the first train (imports, plugin disco
 pasha's and pashmap's first-use costs), then times the map over all trains. The CPU
 time of that map (the process and its workers) is reported too, as it does not depend on
 what else the machine runs. The variants are interleaved: round 1 runs serial, pasha,
-pashmap, round 2 rotates the order, and so on.
+pashmap, round 2 rotates the order, and so on. Besides the medians of each variant, the
+median of the per-round ratios is printed; as the variants of one round run back to
+back under the same load from other work, that is what the targets are judged on.
 Every file of the run is read once before the first round, so all variants read from
 the page cache; the data are written to a temporary directory and removed at the end.
 
@@ -265,13 +267,23 @@ def main() -> None:
         )
     speedup = medians["serial"] / medians["pashmap"]
     ratio = medians["pashmap"] / medians["pasha"]
-    print(
-        f"\npashmap: {speedup:.2f}x faster than the serial loop (target >= 1.8x): "
-        f"{'met' if speedup >= 1.8 else 'NOT met'}"
+    # Within a round the variants run back to back, under the same load from whatever
+    # else the machine runs; the median of the per-round ratios is the robust figure.
+    round_speedup = statistics.median(
+        s / p for s, p in zip(times["serial"], times["pashmap"], strict=True)
+    )
+    round_ratio = statistics.median(
+        p / q for p, q in zip(times["pashmap"], times["pasha"], strict=True)
     )
     print(
-        f"pashmap: {ratio:.2f}x pasha's time (target <= 0.9x): "
-        f"{'met' if ratio <= 0.9 else 'NOT met'}"
+        f"\npashmap vs the serial loop (target >= 1.8x): {speedup:.2f}x from the medians, "
+        f"{round_speedup:.2f}x per round (median): "
+        f"{'met' if round_speedup >= 1.8 else 'NOT met'} (judged per round)"
+    )
+    print(
+        f"pashmap's time vs pasha's (target <= 0.9x): {ratio:.2f}x from the medians, "
+        f"{round_ratio:.2f}x per round (median): "
+        f"{'met' if round_ratio <= 0.9 else 'NOT met'} (judged per round)"
     )
 
 
