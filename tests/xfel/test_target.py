@@ -348,3 +348,13 @@ def test_a_suspect_train_reads_as_train_from_id_does(
     else:
         assert SUSPECT_TRAIN not in [t for t, _ in first_pixels]
     assert 10005 not in [t for t, _ in first_pixels]
+
+
+@pytest.mark.parametrize("case", ["key-missed-and-trailing-trains", "run-missed-train"])
+def test_many_threads_read_the_same_files_correctly(
+    request: pytest.FixtureRequest, case: str
+) -> None:
+    """h5py serialises HDF5 calls: eight threads on shared files read what one does."""
+    target, serial_loop = CASES[case](request)
+    with context("threads", 8):
+        assert pm.map(fingerprint_kernel, target, shares=40) == expected(case, serial_loop)
