@@ -121,3 +121,51 @@ def test_kernels_without_source_are_not_guessed_at() -> None:
     exec("def kernel(wid, i, v):\n    out[i] = v * 3 - 1\n", namespace)
     assert unshared_written_arrays(namespace["kernel"]) == []  # type: ignore[arg-type]
     assert unshared_written_arrays(print) == []
+
+
+def write_into(worker_id: int, index: int, value: float, out: np.ndarray) -> None:
+    out[index] = value
+
+
+class Accumulator:
+    def __init__(self, out: np.ndarray) -> None:
+        self.out = out
+
+    def kernel(self, worker_id: int, index: int, value: float) -> None:
+        self.out[index] = value
+
+
+def test_arrays_bound_by_partial_are_checked() -> None:
+    import functools
+
+    private = np.zeros(4)
+    shared = ProcessContext(2).zeros(4)
+    assert unshared_written_arrays(functools.partial(write_into, out=private)) == ["out"]
+    assert unshared_written_arrays(functools.partial(write_into, out=shared)) == []
+    with pytest.warns(NotSharedWarning, match="'out'"):
+        ProcessContext(2).map(functools.partial(write_into, out=private), range(4))
+
+
+def test_attributes_of_self_are_checked() -> None:
+    assert unshared_written_arrays(Accumulator(np.zeros(4)).kernel) == ["self.out"]
+    ctx = ProcessContext(2)
+    accumulator = Accumulator(ctx.zeros(4))
+    assert unshared_written_arrays(accumulator.kernel) == []
+    ctx.map(accumulator.kernel, range(4))
+    np.testing.assert_array_equal(accumulator.out, np.arange(4))
+
+
+def test_properties_are_not_run() -> None:
+    class Lazy:
+        calls = 0
+
+        @property
+        def out(self) -> np.ndarray:
+            Lazy.calls += 1
+            return np.zeros(3)
+
+        def kernel(self, worker_id: int, index: int, value: int) -> None:
+            self.out[index] = value
+
+    assert unshared_written_arrays(Lazy().kernel) == []
+    assert Lazy.calls == 0

@@ -5,8 +5,9 @@ array (``out = np.zeros(n)``), each forked worker writes into its own copy-on-wr
 and the caller's array stays untouched -- silently. Before forking, the kernel's source
 is read to find the variables it writes into (``out[i] = ...``, ``out[i] += ...``,
 ``np.copyto(out, ...)``, ``f(..., out=out)``, ``out.fill(...)``); each one that is a
-global or a closure variable holding a writable numpy array outside shared memory gets a
-:class:`NotSharedWarning` naming it.
+global, a closure variable, an argument bound with ``functools.partial`` or an attribute
+of a bound method's ``self`` (``self.out[i] = ...``), and holds a writable numpy array
+outside shared memory, gets a :class:`NotSharedWarning` naming it.
 
 The check looks at the kernel's own code only (not at functions it calls) and needs its
 source; without source it stays silent rather than guess.
@@ -77,62 +78,93 @@ def unshared_written_arrays(kernel: Callable[..., Any]) -> list[str]:
         kernel: a function, a lambda, a ``functools.partial`` or a bound method.
 
     Returns:
-        The variable names (globals or closure variables of the kernel), sorted; empty
-        when nothing is wrong or the kernel's source is not available.
+        The variables written into (globals, closure variables, arguments bound by a
+        ``functools.partial``, attributes of a bound method's ``self`` such as
+        ``'self.out'``) that hold such arrays, sorted; empty when nothing is wrong or the
+        kernel's source is not available.
     """
-    function = _unwrap(kernel)
-    if function is None:
+    unwrapped = _unwrap(kernel)
+    if unwrapped is None:
         return []
-    code = function.__code__
-    written = _written_names(code)
+    function, bound = unwrapped
+    written = _written_paths(function.__code__)
     if not written:
         return []
-    found = []
-    for name, value in _resolve(function, written):
+    found = set()
+    for name, value in _resolve(function, bound, written):
         if (
             isinstance(value, np.ndarray)
             and value.flags.writeable
             and value.size
             and not is_shared(value)
         ):
-            found.append(name)
+            found.add(name)
     return sorted(found)
 
 
-def _unwrap(kernel: Callable[..., Any]) -> types.FunctionType | None:
-    seen = 0
+def _unwrap(kernel: Callable[..., Any]) -> tuple[types.FunctionType, dict[str, Any]] | None:
+    """The plain function under partials and bound methods, and the arguments they bind."""
+    positional: list[Any] = []
+    keywords: dict[str, Any] = {}
     candidate: Any = kernel
-    while seen < 10:
-        seen += 1
+    for _ in range(10):
         if isinstance(candidate, functools.partial):
+            positional = [*candidate.args, *positional]
+            keywords = {**candidate.keywords, **keywords}
             candidate = candidate.func
         elif isinstance(candidate, types.MethodType):
+            positional = [candidate.__self__, *positional]
             candidate = candidate.__func__
         elif isinstance(candidate, types.FunctionType):
-            return candidate
+            code = candidate.__code__
+            parameters = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+            bound = dict(zip(parameters[: code.co_argcount], positional, strict=False))
+            bound.update((k, v) for k, v in keywords.items() if k in parameters)
+            return candidate, bound
         else:
             return None
     return None
 
 
-def _resolve(function: types.FunctionType, names: frozenset[str]) -> Iterator[tuple[str, Any]]:
-    """Yield ``(name, value)`` for each name that is a closure variable or a global."""
+def _resolve(
+    function: types.FunctionType, bound: dict[str, Any], paths: frozenset[tuple[str, ...]]
+) -> Iterator[tuple[str, Any]]:
+    """Yield ``(name, value)`` for each written path that starts outside the kernel.
+
+    A path starts at a bound argument, a closure variable or a global; attributes are
+    followed (without running properties) until the first numpy array.
+    """
     code = function.__code__
     local = set(code.co_varnames)
     cells = dict(zip(code.co_freevars, function.__closure__ or (), strict=False))
-    for name in names:
-        if name in cells:
+    for root, *attributes in paths:
+        if root in bound:
+            value = bound[root]
+        elif root in cells:
             try:
-                yield name, cells[name].cell_contents
+                value = cells[root].cell_contents
             except ValueError:  # an empty cell
                 continue
-        elif name not in local and name in function.__globals__:
-            yield name, function.__globals__[name]
+        elif root not in local and root in function.__globals__:
+            value = function.__globals__[root]
+        else:
+            continue
+        name = root
+        for attribute in attributes:
+            if isinstance(value, np.ndarray):
+                break
+            try:
+                value = inspect.getattr_static(value, attribute)
+            except AttributeError:
+                value = None
+                break
+            name = f"{name}.{attribute}"
+        yield name, value
 
 
 @functools.lru_cache(maxsize=256)
-def _written_names(code: types.CodeType) -> frozenset[str]:
-    """The root names of everything the code's source writes into (cached per code)."""
+def _written_paths(code: types.CodeType) -> frozenset[tuple[str, ...]]:
+    """What the code's source writes into, as ``(name, attribute, ...)`` (cached per code)."""
     try:
         source = textwrap.dedent(inspect.getsource(code))
     except (OSError, TypeError):
@@ -140,19 +172,19 @@ def _written_names(code: types.CodeType) -> frozenset[str]:
     tree = _parse(source)
     if tree is None:
         return frozenset()
-    names: set[str] = set()
+    paths: set[tuple[str, ...]] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign):
             for target in node.targets:
-                names.update(_stored_roots(target))
+                paths.update(_stored_paths(target))
         elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
             if isinstance(node.target, ast.Name) and isinstance(node, ast.AugAssign):
-                names.add(node.target.id)  # arr += 1 on a global/nonlocal array
+                paths.add((node.target.id,))  # arr += 1 on a global/nonlocal array
             else:
-                names.update(_stored_roots(node.target))
+                paths.update(_stored_paths(node.target))
         elif isinstance(node, ast.Call):
-            names.update(_call_roots(node))
-    return frozenset(names)
+            paths.update(_call_paths(node))
+    return frozenset(paths)
 
 
 def _parse(source: str) -> ast.AST | None:
@@ -176,42 +208,51 @@ def _parse(source: str) -> ast.AST | None:
     return None
 
 
-def _root_name(node: ast.expr) -> str | None:
+def _path(node: ast.expr) -> tuple[str, ...] | None:
+    """``self.out[i]`` -> ``('self', 'out')``: the variable and attributes indexed into.
+
+    Attributes after a subscript belong to an element (``a[i].real``: ``('a',)``).
+    """
+    attributes: list[str] = []
     while isinstance(node, (ast.Subscript, ast.Attribute, ast.Starred)):
+        if isinstance(node, ast.Attribute):
+            attributes.append(node.attr)
+        elif isinstance(node, ast.Subscript):
+            attributes.clear()
         node = node.value
-    return node.id if isinstance(node, ast.Name) else None
+    if not isinstance(node, ast.Name):
+        return None
+    return (node.id, *reversed(attributes))
 
 
-def _stored_roots(target: ast.expr) -> Iterator[str]:
+def _stored_paths(target: ast.expr) -> Iterator[tuple[str, ...]]:
     if isinstance(target, (ast.Tuple, ast.List)):
         for element in target.elts:
-            yield from _stored_roots(element)
+            yield from _stored_paths(element)
     elif isinstance(target, ast.Subscript) or (
         isinstance(target, ast.Attribute) and isinstance(target.value, ast.Subscript)
     ):
-        name = _root_name(target)
-        if name is not None:
-            yield name
+        path = _path(target)
+        if path is not None:
+            yield path
 
 
-def _call_roots(call: ast.Call) -> Iterator[str]:
+def _call_paths(call: ast.Call) -> Iterator[tuple[str, ...]]:
+    candidates: list[ast.expr] = []
     for keyword in call.keywords:
         if keyword.arg == "out":
-            values = keyword.value.elts if isinstance(keyword.value, ast.Tuple) else [keyword.value]
-            for value in values:
-                name = _root_name(value)
-                if name is not None:
-                    yield name
+            value = keyword.value
+            candidates.extend(value.elts if isinstance(value, ast.Tuple) else [value])
     function = call.func
     if isinstance(function, ast.Attribute):
         if function.attr in _WRITING_METHODS:
-            name = _root_name(function.value)
-            if name is not None:
-                yield name
+            candidates.append(function.value)
         if function.attr in _WRITING_FUNCTIONS and call.args:
-            name = _root_name(call.args[0])
-            if name is not None:
-                yield name
+            candidates.append(call.args[0])
+    for candidate in candidates:
+        path = _path(candidate)
+        if path is not None:
+            yield path
 
 
 def _caller_stacklevel() -> int:
