@@ -90,6 +90,16 @@ def overhead() -> None:
     )
     for name, value in medians.items():
         print(f"  {name:<34} {value / n * 1e9:.0f} ns per element")
+    # The kernel's own cost, run serially, spread over the workers: what no parallel map
+    # can beat. What a context adds on top of it is its overhead.
+    ideal = medians["pashmap LocalContext (1 core)"] / WORKERS
+    ours = medians["pashmap ProcessContext"] - ideal
+    theirs = medians["pasha ProcessContext"] - ideal
+    print(
+        f"  overhead above the ideal (serial / {WORKERS} = {ideal / n * 1e9:.0f} ns): pashmap "
+        f"{ours / n * 1e9:.0f} ns, pasha {theirs / n * 1e9:.0f} ns per element, "
+        f"ratio {ours / theirs:.3f}"
+    )
 
 
 def scaling() -> None:
