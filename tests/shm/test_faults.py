@@ -324,3 +324,26 @@ def test_ctrl_c_in_process(kind: str) -> None:
     # Processes: at once. Threads cannot be interrupted: they finish the element at hand.
     assert time.monotonic() - start < 3
     assert psutil.Process().children() == []
+
+
+@pytest.mark.usefixtures("no_leaks")
+def test_sigchld_ignored_by_the_program() -> None:
+    """With SIGCHLD ignored, the system reaps workers itself; maps still work."""
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        with ProcessContext(2) as ctx:
+            assert ctx.map(lambda wid, i, v: v * 2, range(50)) == [v * 2 for v in range(50)]
+            with pytest.raises(WorkerDiedError):
+                ctx.map(kill_myself_at(3, sleep=0), range(8))
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+
+
+def test_the_callers_signal_mask_is_kept() -> None:
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        ProcessContext(2).map(lambda wid, i, v: None, range(10))
+        assert signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())

@@ -256,8 +256,8 @@ class _ForkedMap:
             gc.freeze()
         # SIGINT is blocked while forking: a Ctrl-C landing in a child between fork() and
         # its first line would unwind the caller's code there. The children keep it
-        # blocked (see worker.serve); the caller unblocks it right after.
-        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
+        # blocked (see worker.serve); the caller restores its signal mask right after.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", _FORK_WARNING, DeprecationWarning)
@@ -287,7 +287,7 @@ class _ForkedMap:
                     os.close(write_fd)
                     self.workers.append(_Worker(worker_id, pid, read_fd))
         finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGINT)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             if freeze:
                 gc.unfreeze()
 
@@ -338,7 +338,10 @@ class _ForkedMap:
         for worker in self.workers:
             if worker.done or worker.reaped:
                 continue
-            pid, status = os.waitpid(worker.pid, os.WNOHANG)
+            try:
+                pid, status = os.waitpid(worker.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped by the system (SIGCHLD ignored): it is gone
+                pid, status = worker.pid, 0
             if not pid:
                 continue
             worker.reaped = True
@@ -358,7 +361,7 @@ class _ForkedMap:
 
     def _stop_all(self) -> None:
         """Kill what still runs, reap every worker, close every pipe; never interrupted."""
-        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
         try:
             for worker in self.workers:
                 if not worker.reaped and not worker.done:
@@ -371,7 +374,7 @@ class _ForkedMap:
                 os.close(worker.fd)
             self.workers.clear()
         finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGINT)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _shares_left(queue_fd: int) -> bool:
