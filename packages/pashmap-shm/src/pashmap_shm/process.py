@@ -93,9 +93,9 @@ class ProcessContext(BaseContext):
       workers are stopped at once;
     * a worker that dies (killed, crashed, ``os._exit``) raises
       :class:`pashmap.WorkerDiedError` naming the worker and its signal or exit status;
-    * Ctrl-C raises ``KeyboardInterrupt`` in the caller (workers block SIGINT and are
-      killed by the caller); workers are also killed if the caller dies (also their
-      subprocesses inherit the blocked SIGINT);
+    * Ctrl-C raises ``KeyboardInterrupt`` in the caller, which kills its workers (they
+      keep SIGINT blocked, and so do programs a kernel starts with ``subprocess``);
+      workers are also killed when the caller dies;
     * a map started inside a worker runs serially in that worker.
 
     Args:
