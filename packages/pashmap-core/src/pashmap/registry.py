@@ -243,10 +243,13 @@ def _accepts(registration: Registration, factory: TargetFactory, obj: object) ->
 def _unknown_target_error(
     obj: object, factories: tuple[tuple[Registration, TargetFactory], ...]
 ) -> TypeError:
+    installed = {registration.distribution for registration, _ in factories}
     for klass in type(obj).__mro__:
         library = klass.__module__.partition(".")[0]
         if library in _TARGET_PLUGINS:
             package, what = _TARGET_PLUGINS[library]
+            if package in installed:
+                break  # the plugin is there but does not take this type: the general error
             return MissingTargetPluginError(
                 f"cannot map over {_type_name(obj)}: {what} need the {package} package: "
                 f"pip install {package}",
