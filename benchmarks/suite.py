@@ -39,6 +39,9 @@ WORKLOADS = ["latency", "overhead", "uniform", "skewed", "zero_copy", "scaling"]
 # Peers that only make sense for some workloads (threads cannot beat the GIL; they are
 # shown where they apply).
 SKIP = {("pashmap-threads", "uniform"), ("pashmap-threads", "skewed")}
+# Scaling up to 1e7 elements: pools that pickle every element back take minutes there, so
+# the scaling row compares pashmap with the serial loop and pasha (which share memory).
+SKIP |= {(peer, "scaling") for peer in ("mp-pool", "futures", "joblib", "mpire")}
 
 
 def run_once(impl: str, workload: str, workers: int, quick: bool) -> dict[str, Any]:
@@ -93,6 +96,12 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--write", action="store_true", help="write RESULTS.md and results.json")
+    parser.add_argument(
+        "--xfel",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run xfel_keydata_mean.py (needs pashmap-xfel and pasha)",
+    )
     args = parser.parse_args()
 
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -110,6 +119,8 @@ def main() -> int:
                 )
 
     tables = render(results, args.baselines)
+    if args.xfel:
+        tables += xfel_section(args.workers, args.quick, args.repeats)
     print(tables)
     if args.write:
         command = (
@@ -141,6 +152,28 @@ def main() -> int:
         )
         print(f"wrote {HERE / 'RESULTS.md'} and {HERE / 'results.json'}", file=sys.stderr)
     return 0
+
+
+def xfel_section(workers: int, quick: bool, repeats: int) -> str:
+    """Run the XFEL KeyData benchmark (its own interleaving) and return its report."""
+    command = [
+        sys.executable,
+        str(HERE / "xfel_keydata_mean.py"),
+        "--workers",
+        str(workers),
+        "--repeats",
+        str(repeats),
+        "--threads",
+    ]
+    if quick:
+        command += ["--trains", "20", "--frames", "4"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    report = done.stdout.strip() if done.returncode == 0 else f"failed: {done.stderr[-500:]}"
+    return (
+        "\n## xfel: per-train mean image of an AGIPD module (KeyData) over a mock run\n\n"
+        f"`python benchmarks/xfel_keydata_mean.py --workers {workers} --repeats {repeats} "
+        "--threads`\n\n```\n" + report + "\n```\n"
+    )
 
 
 def render(results: dict[str, dict[str, list[dict[str, Any]]]], baselines: list[str]) -> str:
