@@ -17,17 +17,7 @@ def _restore_default_context() -> Iterator[None]:
     default._default = before
 
 
-def _context_names() -> list[str]:
-    names = []
-    seen = set()
-    for name, registration in registry.registrations(registry.CONTEXTS_GROUP).items():
-        if registration.value not in seen:
-            seen.add(registration.value)
-            names.append(name)
-    return names
-
-
-@pytest.fixture(params=_context_names())
+@pytest.fixture(params=registry.context_names())
 def context_name(request: pytest.FixtureRequest) -> str:
     """Each installed context kind by name: 'local', and 'threads'/'processes' with pashmap-shm."""
     return str(request.param)

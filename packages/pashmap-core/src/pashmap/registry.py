@@ -29,6 +29,7 @@ __all__ = [
     "CONTEXTS_GROUP",
     "TARGETS_GROUP",
     "Registration",
+    "context_names",
     "create_context",
     "registrations",
     "resolve_target",
@@ -154,6 +155,21 @@ def create_context(name: str, /, **kwargs: Any) -> Context:
             f"{type(context).__name__}, which is not a pashmap Context"
         )
     return context
+
+
+def context_names() -> list[str]:
+    """The registered context names, leaving out aliases (e.g. ``'serial'`` for ``'local'``).
+
+    Returns:
+        Names in registration order, built-ins first: ``['local', ...]``.
+    """
+    seen: set[str] = set()
+    names = []
+    for name, registration in registrations(CONTEXTS_GROUP).items():
+        if registration.value not in seen:
+            seen.add(registration.value)
+            names.append(name)
+    return names
 
 
 # ------------------------------------------------------------------ targets

@@ -57,18 +57,6 @@ def write_demo_run(path: str, trains: int = 48, frames: int = 8, seed: int = 0) 
         intensity[:] = rng.random(intensity.shape, dtype=np.float32)
 
 
-def _context_names() -> list[str]:
-    from pashmap.registry import CONTEXTS_GROUP, registrations
-
-    seen: set[str] = set()
-    names = []
-    for name, registration in registrations(CONTEXTS_GROUP).items():
-        if registration.value not in seen:
-            seen.add(registration.value)
-            names.append(name)
-    return names
-
-
 def _analyse(
     run: Any, images: Any
 ) -> tuple[np.ndarray[Any, Any], float, np.ndarray[Any, Any], float]:
@@ -105,6 +93,7 @@ def run_demo(workers: int | None = None) -> int:
     import extra_data
 
     import pashmap as pm
+    from pashmap.registry import context_names
 
     with tempfile.TemporaryDirectory(prefix="pashmap-xfel-demo-") as path:
         write_demo_run(path)
@@ -122,7 +111,7 @@ def run_demo(workers: int | None = None) -> int:
         )
         print(f"{'context':<12} {'workers':>7} {'mean image':>11} {'XGM sum':>9} {'result':>7}")
         failures = 0
-        for name in _context_names():
+        for name in context_names():
             kwargs: dict[str, Any] = (
                 {} if workers is None or name == "local" else {"num_workers": workers}
             )
