@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import gc
+import math
 import os
 import pickle
 import select
@@ -45,9 +46,12 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from pashmap import BaseContext, MapTarget, WorkerDiedError
+from pashmap import BaseContext, MapTarget, MapTimeoutError, WorkerDiedError
 from pashmap.allocation import Order
+from pashmap.execution import deadline_after, run_share
+from pashmap.progress import progress_counts
 from pashmap_shm import protocol
+from pashmap_shm.blas_threads import BlasThreads, blas_controller, resolve_blas_threads
 from pashmap_shm.scheduling import split_target
 from pashmap_shm.shared_memory import allocate_shared, clear_cache
 from pashmap_shm.unshared_writes import warn_about_unshared_writes
@@ -96,25 +100,50 @@ class ProcessContext(BaseContext):
     * Ctrl-C raises ``KeyboardInterrupt`` in the caller, which kills its workers (they
       keep SIGINT blocked, and so do programs a kernel starts with ``subprocess``);
       workers are also killed when the caller dies;
+    * ``timeout=<seconds>`` past: the workers are killed and reaped and
+      :class:`pashmap.MapTimeoutError` (a ``TimeoutError``) is raised, also when a
+      kernel call hangs;
     * a map started inside a worker runs serially in that worker.
+
+    Each worker runs inside :func:`pashmap.worker.worker_scope`: a
+    :class:`~pashmap.PerWorker` value is created in the worker process that uses it and
+    torn down there before the worker reports that it is done; an
+    :class:`~pashmap.Accumulator` created with this context lives in shared memory.
+    ``progress=True`` draws a tqdm bar in the caller from counters in shared memory.
 
     Args:
         num_workers: the number of worker processes; ``None`` (default) uses every CPU
             this process may run on (``os.sched_getaffinity``, which follows taskset,
             Slurm and cgroup CPU sets).
+        blas_threads: the BLAS/OpenMP threads (OpenBLAS, MKL, OpenMP, via threadpoolctl)
+            each worker process may use: ``'auto'`` (default) its share of the CPUs,
+            ``max(1, cpus // num_workers)``, so the workers do not oversubscribe the
+            machine; an integer that many; ``None`` leaves the libraries alone. The
+            caller's own setting is not changed.
 
     Raises:
-        TypeError: ``num_workers`` is not an integer.
-        ValueError: ``num_workers`` is smaller than 1.
+        TypeError: ``num_workers`` is not an integer, or ``blas_threads`` is not
+            ``'auto'``, ``None`` or an integer.
+        ValueError: ``num_workers`` or ``blas_threads`` is smaller than 1.
     """
 
-    def __init__(self, num_workers: int | None = None) -> None:
+    def __init__(
+        self, num_workers: int | None = None, *, blas_threads: BlasThreads = "auto"
+    ) -> None:
         self._num_workers = resolve_num_workers(num_workers, type(self).__name__)
+        self._blas_threads = resolve_blas_threads(
+            blas_threads, self._num_workers, type(self).__name__
+        )
 
     @property
     def num_workers(self) -> int:
         """The number of worker processes a map forks (at most one per share)."""
         return self._num_workers
+
+    @property
+    def blas_threads(self) -> int | None:
+        """The BLAS/OpenMP threads each worker process may use, or ``None`` for no limit."""
+        return self._blas_threads
 
     def allocate(self, shape: tuple[int, ...], dtype: np.dtype[Any], order: Order) -> NDArray[Any]:
         """An uninitialised array in shared anonymous memory.
@@ -126,12 +155,24 @@ class ProcessContext(BaseContext):
         """
         return allocate_shared(shape, dtype, order)
 
-    def run(self, kernel: Callable[..., R], target: MapTarget[Any], /, **options: Any) -> list[R]:
+    def run(
+        self,
+        kernel: Callable[..., R],
+        target: MapTarget[Any],
+        /,
+        *,
+        progress: bool = False,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> list[R]:
         """Call ``kernel(worker_id, *entry)`` for every entry of ``target``, in workers.
 
         Args:
             kernel: the function to apply.
             target: the map target.
+            progress: show a progress bar (tqdm) fed by counters in shared memory.
+            timeout: seconds after which the workers are killed and the map raises
+                :class:`~pashmap.MapTimeoutError`.
             **options: ``shares``, the number of shares to cut the target into
                 (default 32 per worker).
 
@@ -140,25 +181,34 @@ class ProcessContext(BaseContext):
 
         Raises:
             TypeError: an unknown option.
+            MapTimeoutError: the timeout passed.
             WorkerDiedError: a worker process ended without finishing.
             KernelError: the kernel raised an exception that could not be pickled.
             BaseException: whatever the kernel raised, with its original type.
         """
+        deadline = deadline_after(timeout)
         shares = split_target(target, self._num_workers, options, type(self).__name__)
         if not shares:
             return []
         if in_worker():
-            return [value for share in shares for value in _run_share(kernel, target, share)]
+            return [
+                value
+                for share in shares
+                for value in run_share(kernel, 0, target, share, deadline=deadline)
+            ]
         warn_about_unshared_writes(kernel)
-        return _ForkedMap(kernel, target, shares, min(self._num_workers, len(shares))).run()
+        blas = None
+        if self._blas_threads is not None:
+            blas = (blas_controller(), self._blas_threads)
+        with progress_counts(self, target, progress) as counts:
+            forked = _ForkedMap(
+                kernel, target, shares, min(self._num_workers, len(shares)), counts, deadline, blas
+            )
+            return forked.run()
 
     def close(self) -> None:
         """Return cached shared memory (of arrays already dropped) to the system."""
         clear_cache()
-
-
-def _run_share(kernel: Callable[..., R], target: MapTarget[Any], share: object) -> list[R]:
-    return [kernel(0, *entry) for entry in target.iterate(share)]
 
 
 class _Worker:
@@ -184,11 +234,17 @@ class _ForkedMap:
         target: MapTarget[Any],
         shares: Sequence[Any],
         num_workers: int,
+        counts: NDArray[np.int64] | None,
+        deadline: float | None,
+        blas: tuple[Any, int] | None,
     ) -> None:
         self.kernel = kernel
         self.target = target
         self.shares = shares
         self.num_workers = num_workers
+        self.counts = counts
+        self.deadline = deadline
+        self.blas = blas
         self.workers: list[_Worker] = []
         self.values: list[list[Any] | None] = [None] * len(shares)
         self.none_counts: list[tuple[int, int]] = []
@@ -283,6 +339,9 @@ class _ForkedMap:
                             queue_read,
                             write_fd,
                             parent_pid,
+                            counts=self.counts,
+                            deadline=self.deadline,
+                            blas=self.blas,
                         )
                     os.close(write_fd)
                     self.workers.append(_Worker(worker_id, pid, read_fd))
@@ -297,8 +356,18 @@ class _ForkedMap:
         for worker in self.workers:
             poller.register(worker.fd, select.POLLIN)
             watched[worker.fd] = worker
+        deadline = self.deadline
+        wait_ms = _POLL_MS
         while watched:
-            events = poller.poll(_POLL_MS)
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    # The caller's finally block kills and reaps the workers.
+                    raise MapTimeoutError(
+                        "the map did not finish before its timeout; its workers were stopped"
+                    )
+                wait_ms = min(_POLL_MS, math.ceil(left * 1000))
+            events = poller.poll(wait_ms)
             if not events:
                 self._check_alive()
             for fd, _ in events:

@@ -9,16 +9,25 @@ Python kernels are better served by :class:`~pashmap_shm.ProcessContext`.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
-from functools import partial
-from itertools import chain, starmap
+from itertools import chain
 from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from pashmap import BaseContext, MapTarget
+from pashmap import BaseContext, MapTarget, MapTimeoutError
 from pashmap.allocation import Order
+from pashmap.execution import deadline_after, run_share
+from pashmap.progress import progress_counts
+from pashmap.worker import worker_scope
+from pashmap_shm.blas_threads import (
+    BlasThreads,
+    blas_controller,
+    limit_blas_threads,
+    resolve_blas_threads,
+)
 from pashmap_shm.scheduling import split_target
 from pashmap_shm.workers import in_worker, mark_thread_as_worker, resolve_num_workers
 
@@ -40,22 +49,45 @@ class ThreadContext(BaseContext):
     caller waits up to a second for them). A map started inside a worker thread runs
     serially in that thread.
 
+    Each thread runs inside :func:`pashmap.worker.worker_scope`: a
+    :class:`~pashmap.PerWorker` value is created and torn down in the thread that uses
+    it, and :attr:`pashmap.Accumulator.local` is that thread's own slice.
+
+    ``timeout=<seconds>`` raises :class:`pashmap.MapTimeoutError` in the caller as soon
+    as the time is up, without waiting for a kernel call still running (Python cannot
+    interrupt a thread): the threads start no further element, and one stuck in a call
+    finishes it in the background (its per-worker teardowns run then).
+
     Args:
         num_workers: the number of threads; ``None`` (default) uses every CPU this
             process may run on (``os.sched_getaffinity``).
+        blas_threads: BLAS/OpenMP threads allowed while a map runs. ``None`` (default)
+            leaves the libraries alone; ``'auto'`` allows each worker its share of the
+            CPUs (``max(1, cpus // num_workers)``); an integer that many. Such limits are
+            process-wide (threadpoolctl), so they also hold for the caller's other
+            threads until the map ends, when the previous setting is restored.
 
     Raises:
-        TypeError: ``num_workers`` is not an integer.
-        ValueError: ``num_workers`` is smaller than 1.
+        TypeError: ``num_workers`` is not an integer, or ``blas_threads`` is not
+            ``'auto'``, ``None`` or an integer.
+        ValueError: ``num_workers`` or ``blas_threads`` is smaller than 1.
     """
 
-    def __init__(self, num_workers: int | None = None) -> None:
+    def __init__(self, num_workers: int | None = None, *, blas_threads: BlasThreads = None) -> None:
         self._num_workers = resolve_num_workers(num_workers, type(self).__name__)
+        self._blas_threads = resolve_blas_threads(
+            blas_threads, self._num_workers, type(self).__name__
+        )
 
     @property
     def num_workers(self) -> int:
         """The number of threads a map runs on (at most one per share)."""
         return self._num_workers
+
+    @property
+    def blas_threads(self) -> int | None:
+        """The BLAS/OpenMP threads allowed during a map, or ``None`` for no limit."""
+        return self._blas_threads
 
     def allocate(self, shape: tuple[int, ...], dtype: np.dtype[Any], order: Order) -> NDArray[Any]:
         """An ordinary ``numpy.empty`` array: threads share the caller's memory.
@@ -72,12 +104,23 @@ class ThreadContext(BaseContext):
                 f"{shape} {dtype}"
             ) from exc
 
-    def run(self, kernel: Callable[..., R], target: MapTarget[Any], /, **options: Any) -> list[R]:
+    def run(
+        self,
+        kernel: Callable[..., R],
+        target: MapTarget[Any],
+        /,
+        *,
+        progress: bool = False,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> list[R]:
         """Call ``kernel(worker_id, *entry)`` for every entry of ``target``, in threads.
 
         Args:
             kernel: the function to apply.
             target: the map target.
+            progress: show a progress bar (tqdm) fed by per-thread counters.
+            timeout: seconds after which the map is cancelled.
             **options: ``shares``, the number of shares to cut the target into
                 (default 32 per worker).
 
@@ -86,14 +129,31 @@ class ThreadContext(BaseContext):
 
         Raises:
             TypeError: an unknown option.
+            MapTimeoutError: the timeout passed (at once, not after the running calls).
             BaseException: whatever the kernel raised, unchanged.
         """
+        deadline = deadline_after(timeout)
         shares = split_target(target, self._num_workers, options, type(self).__name__)
         if not shares:
             return []
         if in_worker():
-            return [kernel(0, *entry) for share in shares for entry in target.iterate(share)]
-        return _ThreadedMap(kernel, target, shares, min(self._num_workers, len(shares))).run()
+            return [
+                value
+                for share in shares
+                for value in run_share(kernel, 0, target, share, deadline=deadline)
+            ]
+        limiter = None
+        if self._blas_threads is not None:
+            limiter = limit_blas_threads(blas_controller(), self._blas_threads)
+        try:
+            with progress_counts(self, target, progress) as counts:
+                threaded = _ThreadedMap(
+                    kernel, target, shares, min(self._num_workers, len(shares)), counts, deadline
+                )
+                return threaded.run()
+        finally:
+            if limiter is not None:
+                limiter.restore_original_limits()
 
 
 class _ThreadedMap:
@@ -105,20 +165,29 @@ class _ThreadedMap:
         target: MapTarget[Any],
         shares: Sequence[Any],
         num_workers: int,
+        counts: NDArray[np.int64] | None,
+        deadline: float | None,
     ) -> None:
         self.kernel = kernel
         self.target = target
         self.shares = shares
         self.num_workers = num_workers
+        self.counts = counts
+        self.deadline = deadline
         self.values: list[list[Any]] = [[] for _ in shares]
         self.failures: list[BaseException] = []
         self.next_share = 0
         self.lock = threading.Lock()
 
     def run(self) -> list[Any]:
+        # Daemon threads: one stuck in a kernel call past a timeout must not keep the
+        # program from exiting.
         threads = [
             threading.Thread(
-                target=self._work, args=(worker_id,), name=f"pashmap-worker-{worker_id}"
+                target=self._work,
+                args=(worker_id,),
+                name=f"pashmap-worker-{worker_id}",
+                daemon=True,
             )
             for worker_id in range(self.num_workers)
         ]
@@ -128,7 +197,20 @@ class _ThreadedMap:
                 thread.start()
                 started.append(thread)
             for thread in started:
-                thread.join()
+                if self.deadline is None:
+                    thread.join()
+                    continue
+                thread.join(max(0.0, self.deadline - time.monotonic()))
+                if thread.is_alive():
+                    timed_out = MapTimeoutError(
+                        "the map did not finish before its timeout; its threads start no "
+                        "further element (a kernel call still running finishes in the "
+                        "background)"
+                    )
+                    self.failures.insert(0, timed_out)  # stops the others at their next element
+                    raise timed_out
+        except MapTimeoutError:
+            raise
         except BaseException:  # KeyboardInterrupt while joining
             self.failures.append(KeyboardInterrupt())  # stops the others after their share
             for thread in started:
@@ -147,14 +229,18 @@ class _ThreadedMap:
     def _work(self, worker_id: int) -> None:
         mark_thread_as_worker(True)
         try:
-            call = partial(self.kernel, worker_id)
-            iterate = self.target.iterate
-            count = len(self.shares)
-            while not self.failures:
-                share = self._take()
-                if share >= count:
-                    return
-                self.values[share] = list(starmap(call, iterate(self.shares[share])))
+            with worker_scope(worker_id):
+                kernel, target, shares = self.kernel, self.target, self.shares
+                counts, deadline = self.counts, self.deadline
+                count = len(shares)
+                while not self.failures:
+                    share = self._take()
+                    if share >= count:
+                        return
+                    # Past the deadline run_share starts no further element.
+                    self.values[share] = run_share(
+                        kernel, worker_id, target, shares[share], counts=counts, deadline=deadline
+                    )
         except BaseException as exc:
             self.failures.append(exc)
         finally:

@@ -16,12 +16,16 @@ import signal
 import sys
 from array import array
 from collections.abc import Callable, Sequence
-from functools import partial
-from itertools import starmap
 from typing import Any, NoReturn
 
+import numpy as np
+from numpy.typing import NDArray
+
 from pashmap import MapTarget
+from pashmap.execution import run_share
+from pashmap.worker import worker_scope
 from pashmap_shm import protocol
+from pashmap_shm.blas_threads import limit_blas_threads
 from pashmap_shm.workers import mark_process_as_worker
 
 __all__ = ["serve"]
@@ -41,8 +45,15 @@ def serve(
     queue_fd: int,
     result_fd: int,
     parent_pid: int,
+    *,
+    counts: NDArray[np.int64] | None = None,
+    deadline: float | None = None,
+    blas: tuple[Any, int] | None = None,
 ) -> NoReturn:
     """Run shares until the queue is empty, then exit the process; never returns.
+
+    The whole run is one :func:`pashmap.worker.worker_scope`, so per-worker values are
+    torn down here, before the caller hears that this worker is done.
 
     Args:
         worker_id: this worker's id, passed to the kernel.
@@ -53,6 +64,10 @@ def serve(
             4-byte native integers; end of file when all have been taken.
         result_fd: the write end of this worker's pipe to the caller.
         parent_pid: the caller's process id.
+        counts: the progress counters in shared memory, or ``None``.
+        deadline: the ``time.monotonic()`` after which no element is started.
+        blas: a threadpoolctl controller and the BLAS/OpenMP thread limit to apply, or
+            ``None`` to leave the libraries alone.
     """
     code = 0
     share = -1
@@ -63,19 +78,24 @@ def serve(
         # SIG_IGN, which costs a tenth of a millisecond in a fresh child.)
         _exit_with_parent(parent_pid)
         mark_process_as_worker()
-        call = partial(kernel, worker_id)
+        if blas is not None:
+            limit_blas_threads(*blas)
         none_counts = array("q")
         read = os.read
         byteorder = sys.byteorder
-        while record := read(queue_fd, 4):
-            share = int.from_bytes(record, byteorder)
-            values = list(starmap(call, target.iterate(shares[share])))
-            if values.count(None) == len(values):
-                none_counts.append(share)
-                none_counts.append(len(values))
-            else:
-                payload = pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)
-                protocol.send(result_fd, protocol.RESULTS, share, payload)
+        with worker_scope(worker_id):
+            while record := read(queue_fd, 4):
+                share = int.from_bytes(record, byteorder)
+                values = run_share(
+                    kernel, worker_id, target, shares[share], counts=counts, deadline=deadline
+                )
+                if values.count(None) == len(values):
+                    none_counts.append(share)
+                    none_counts.append(len(values))
+                else:
+                    payload = pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)
+                    protocol.send(result_fd, protocol.RESULTS, share, payload)
+            share = -1  # a teardown that raises belongs to no share
         protocol.send(result_fd, protocol.DONE, -1, protocol.encode_none_counts(none_counts))
     except BaseException as exc:
         code = 1

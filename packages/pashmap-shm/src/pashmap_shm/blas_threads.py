@@ -1,0 +1,104 @@
+"""BLAS/OpenMP thread limits: keep ``num_workers`` workers from oversubscribing the CPUs.
+
+numpy's BLAS (OpenBLAS, MKL) and OpenMP libraries start one thread per CPU for every
+matrix product. Four worker processes on four CPUs each running a four-thread product
+means sixteen busy threads fighting for four CPUs, which is slower than one thread per
+worker. So every worker process limits these libraries to its share of the CPUs,
+``max(1, usable_cpus // num_workers)``, with threadpoolctl (which knows how to talk to
+each library).
+
+Finding the libraries takes about a millisecond, so the caller does it once (again
+only after new modules were imported) and a forked worker merely applies the limit
+(tens of microseconds). The limit dies with the worker process.
+"""
+
+from __future__ import annotations
+
+import operator
+import sys
+import threading
+from typing import Any, Literal
+
+from pashmap_shm.workers import available_cpus
+
+__all__ = ["BlasThreads", "blas_controller", "limit_blas_threads", "resolve_blas_threads"]
+
+BlasThreads = int | Literal["auto"] | None
+
+_lock = threading.Lock()
+_controller: Any = None
+_modules_seen = -1
+
+
+def resolve_blas_threads(value: object, num_workers: int, context_name: str) -> int | None:
+    """Turn a ``blas_threads`` argument into a thread count, or ``None`` for no limit.
+
+    Args:
+        value: ``'auto'`` (each worker's share of the CPUs), ``None`` (leave the
+            libraries alone) or a positive integer.
+        num_workers: the context's number of workers.
+        context_name: the context's class name, for error messages.
+
+    Returns:
+        ``max(1, available_cpus() // num_workers)`` for ``'auto'``, the integer given,
+        or ``None``.
+
+    Raises:
+        TypeError: ``value`` is none of the above.
+        ValueError: an integer smaller than 1.
+    """
+    if value is None:
+        return None
+    if value == "auto":
+        return max(1, available_cpus() // num_workers)
+    if isinstance(value, (bool, str)):
+        raise TypeError(
+            f"{context_name}(blas_threads=...) must be 'auto', None or a positive integer, "
+            f"got {value!r}"
+        )
+    try:
+        count = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"{context_name}(blas_threads=...) must be 'auto', None or a positive integer, "
+            f"got {value!r}"
+        ) from None
+    if count < 1:
+        raise ValueError(
+            f"{context_name}(blas_threads=...) must be at least 1, got {count}; pass None "
+            "to leave the BLAS libraries' own setting alone"
+        )
+    return count
+
+
+def blas_controller() -> Any:
+    """The threadpoolctl controller of the libraries loaded now (cached until imports change).
+
+    Returns:
+        A ``threadpoolctl.ThreadpoolController``.
+    """
+    global _controller, _modules_seen
+    with _lock:
+        modules = len(sys.modules)
+        if _controller is None or modules != _modules_seen:
+            from threadpoolctl import ThreadpoolController
+
+            _controller = ThreadpoolController()
+            _modules_seen = len(sys.modules)
+        return _controller
+
+
+def limit_blas_threads(controller: Any, limit: int) -> Any:
+    """Limit every BLAS/OpenMP library that runs more than ``limit`` threads.
+
+    Args:
+        controller: from :func:`blas_controller`.
+        limit: the number of threads allowed.
+
+    Returns:
+        A threadpoolctl limiter whose ``restore_original_limits()`` undoes the limit, or
+        ``None`` when no library runs more threads than ``limit``.
+    """
+    if all(pool.num_threads <= limit for pool in controller.lib_controllers):
+        return None
+    return controller.limit(limits=limit)
