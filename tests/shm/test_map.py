@@ -221,3 +221,9 @@ def test_small_maps_do_not_fork_every_worker() -> None:
         assert min(counts) == 1
         slow = ctx.map(lambda wid, i, v: (time.sleep(0.02), os.getpid())[1], range(40))
         assert len(set(slow)) == 4
+
+
+def test_kernels_returning_arrays(context: BaseContext) -> None:
+    """Arrays, whose == does not give a bool, come back as values."""
+    values = context.map(lambda wid, i, v: np.full(3, v), range(50))
+    np.testing.assert_array_equal(np.stack(values), np.repeat(np.arange(50), 3).reshape(50, 3))

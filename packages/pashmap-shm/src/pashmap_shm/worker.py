@@ -16,6 +16,8 @@ import signal
 import sys
 from array import array
 from collections.abc import Callable, Sequence
+from itertools import repeat
+from operator import is_not
 from typing import Any, NoReturn
 
 import numpy as np
@@ -89,7 +91,8 @@ def serve(
                 values = run_share(
                     kernel, worker_id, target, shares[share], counts=counts, deadline=deadline
                 )
-                if values.count(None) == len(values):
+                # Not values.count(None): == on numpy arrays does not give a bool.
+                if not any(map(is_not, values, repeat(None))):
                     none_counts.append(share)
                     none_counts.append(len(values))
                 else:
