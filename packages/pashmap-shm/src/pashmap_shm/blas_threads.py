@@ -8,8 +8,17 @@ worker. So every worker process limits these libraries to its share of the CPUs,
 each library).
 
 Finding the libraries takes about a millisecond, so the caller does it once (again
-only after new modules were imported) and a forked worker merely applies the limit
-(tens of microseconds). The limit dies with the worker process.
+only after new modules were imported). ``ProcessContext`` sets the limit in the caller
+for the instant of its forks and restores it right after, so the workers inherit it and
+the caller's own setting is unchanged when the map runs.
+
+OpenBLAS shuts its thread pool down at every fork and restarts it on the next call that
+changes its thread count; the restarted threads then spin (busy-wait for work) for about
+0.1 s. Set in a fresh child, the limit would thus cost each worker 0.1 s of CPU per map,
+and restored in the caller, the caller as much while the workers run (a 25 % slower
+per-element benchmark on 2 cores). So the caller, after restoring its count, shuts the
+restarted pool down again (``blas_thread_shutdown_``, what OpenBLAS's own fork handler
+calls); it starts again at the caller's next BLAS call, as after any fork.
 """
 
 from __future__ import annotations
@@ -21,7 +30,13 @@ from typing import Any, Literal
 
 from pashmap_shm.workers import available_cpus
 
-__all__ = ["BlasThreads", "blas_controller", "limit_blas_threads", "resolve_blas_threads"]
+__all__ = [
+    "BlasThreads",
+    "blas_controller",
+    "limit_blas_threads",
+    "resolve_blas_threads",
+    "restore_after_fork",
+]
 
 BlasThreads = int | Literal["auto"] | None
 
@@ -102,3 +117,18 @@ def limit_blas_threads(controller: Any, limit: int) -> Any:
     if all(pool.num_threads <= limit for pool in controller.lib_controllers):
         return None
     return controller.limit(limits=limit)
+
+
+def restore_after_fork(controller: Any, limiter: Any) -> None:
+    """Undo :func:`limit_blas_threads` in a process that has just forked.
+
+    Args:
+        controller: from :func:`blas_controller`.
+        limiter: what :func:`limit_blas_threads` returned (not ``None``).
+    """
+    limiter.restore_original_limits()
+    for library in controller.lib_controllers:
+        if library.internal_api == "openblas":
+            shutdown = getattr(library.dynlib, "blas_thread_shutdown_", None)
+            if shutdown is not None:
+                shutdown()

@@ -51,7 +51,13 @@ from pashmap.allocation import Order
 from pashmap.execution import deadline_after, run_share
 from pashmap.progress import progress_counts
 from pashmap_shm import protocol
-from pashmap_shm.blas_threads import BlasThreads, blas_controller, resolve_blas_threads
+from pashmap_shm.blas_threads import (
+    BlasThreads,
+    blas_controller,
+    limit_blas_threads,
+    resolve_blas_threads,
+    restore_after_fork,
+)
 from pashmap_shm.scheduling import split_target
 from pashmap_shm.shared_memory import allocate_shared, clear_cache
 from pashmap_shm.unshared_writes import warn_about_unshared_writes
@@ -314,6 +320,9 @@ class _ForkedMap:
         # its first line would unwind the caller's code there. The children keep it
         # blocked (see worker.serve); the caller restores its signal mask right after.
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
+        # The BLAS limit is set here, around the forks, for the children to inherit
+        # (see pashmap_shm.blas_threads on why not in the children).
+        limiter = limit_blas_threads(*self.blas) if self.blas is not None else None
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", _FORK_WARNING, DeprecationWarning)
@@ -341,11 +350,12 @@ class _ForkedMap:
                             parent_pid,
                             counts=self.counts,
                             deadline=self.deadline,
-                            blas=self.blas,
                         )
                     os.close(write_fd)
                     self.workers.append(_Worker(worker_id, pid, read_fd))
         finally:
+            if limiter is not None:
+                restore_after_fork(self.blas[0], limiter)  # type: ignore[index]
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             if freeze:
                 gc.unfreeze()

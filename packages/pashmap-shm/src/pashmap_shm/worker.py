@@ -27,7 +27,6 @@ from pashmap import MapTarget
 from pashmap.execution import run_share
 from pashmap.worker import worker_scope
 from pashmap_shm import protocol
-from pashmap_shm.blas_threads import limit_blas_threads
 from pashmap_shm.workers import mark_process_as_worker
 
 __all__ = ["serve"]
@@ -50,7 +49,6 @@ def serve(
     *,
     counts: NDArray[np.int64] | None = None,
     deadline: float | None = None,
-    blas: tuple[Any, int] | None = None,
 ) -> NoReturn:
     """Run shares until the queue is empty, then exit the process; never returns.
 
@@ -68,8 +66,6 @@ def serve(
         parent_pid: the caller's process id.
         counts: the progress counters in shared memory, or ``None``.
         deadline: the ``time.monotonic()`` after which no element is started.
-        blas: a threadpoolctl controller and the BLAS/OpenMP thread limit to apply, or
-            ``None`` to leave the libraries alone.
     """
     code = 0
     share = -1
@@ -80,8 +76,6 @@ def serve(
         # SIG_IGN, which costs a tenth of a millisecond in a fresh child.)
         _exit_with_parent(parent_pid)
         mark_process_as_worker()
-        if blas is not None:
-            limit_blas_threads(*blas)
         none_counts = array("q")
         read = os.read
         byteorder = sys.byteorder
