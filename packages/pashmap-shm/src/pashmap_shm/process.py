@@ -349,7 +349,6 @@ class _ForkedMap:
                             write_fd,
                             parent_pid,
                             counts=self.counts,
-                            deadline=self.deadline,
                         )
                     os.close(write_fd)
                     self.workers.append(_Worker(worker_id, pid, read_fd))

@@ -48,12 +48,14 @@ def serve(
     parent_pid: int,
     *,
     counts: NDArray[np.int64] | None = None,
-    deadline: float | None = None,
 ) -> NoReturn:
     """Run shares until the queue is empty, then exit the process; never returns.
 
     The whole run is one :func:`pashmap.worker.worker_scope`, so per-worker values are
     torn down here, before the caller hears that this worker is done.
+
+    A timeout needs nothing here: the caller kills the workers when it passes, which
+    also stops a kernel call that hangs, and saves a clock reading per element.
 
     Args:
         worker_id: this worker's id, passed to the kernel.
@@ -65,7 +67,6 @@ def serve(
         result_fd: the write end of this worker's pipe to the caller.
         parent_pid: the caller's process id.
         counts: the progress counters in shared memory, or ``None``.
-        deadline: the ``time.monotonic()`` after which no element is started.
     """
     code = 0
     share = -1
@@ -82,9 +83,7 @@ def serve(
         with worker_scope(worker_id):
             while record := read(queue_fd, 4):
                 share = int.from_bytes(record, byteorder)
-                values = run_share(
-                    kernel, worker_id, target, shares[share], counts=counts, deadline=deadline
-                )
+                values = run_share(kernel, worker_id, target, shares[share], counts=counts)
                 # Not values.count(None): == on numpy arrays does not give a bool.
                 if not any(map(is_not, values, repeat(None))):
                     none_counts.append(share)
