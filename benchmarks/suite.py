@@ -104,6 +104,7 @@ def main() -> int:
     )
     args = parser.parse_args()
 
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for workload in args.workloads:
         impls = [i for i in args.impl if (i, workload) not in SKIP]
@@ -131,7 +132,9 @@ def main() -> int:
             f"Generated {datetime.date.today()} by `{command}` "
             f"({args.workers} workers, medians of {args.repeats} interleaved runs, "
             "each in a fresh process).\n\n"
-            f"Machine: {machine()}.\n\n"
+            f"Machine: {machine()}. Load average before and after the run: {load_before} / "
+            f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (a shared machine: other work ran "
+            "alongside, which is why runs are interleaved and ratios are taken of medians).\n\n"
             "Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()) + ".\n\n"
             "Ratios are time / baseline time: below 1.00 is faster than the baseline. "
             "Peak RSS is the calling process's own (workers not included).\n\n"
