@@ -174,6 +174,7 @@ def scaling_figure(data: dict[str, Any]) -> bytes | None:
     if not series:
         return None
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -184,6 +185,9 @@ def scaling_figure(data: dict[str, Any]) -> bytes | None:
         ax.plot([n for n, _ in points], [ns for _, ns in points], marker="o", label=_label(row))
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("elements N")
     ax.set_ylabel("time per element (ns)")
     ax.legend(fontsize="small")
