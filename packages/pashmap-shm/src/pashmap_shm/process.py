@@ -41,7 +41,7 @@ import time
 import warnings
 from array import array
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -63,6 +63,9 @@ from pashmap_shm.shared_memory import allocate_shared, clear_cache
 from pashmap_shm.unshared_writes import warn_about_unshared_writes
 from pashmap_shm.worker import serve
 from pashmap_shm.workers import in_worker, resolve_num_workers
+
+if TYPE_CHECKING:
+    from pashmap_shm.pool import WorkerPool
 
 __all__ = ["ProcessContext"]
 
@@ -126,20 +129,44 @@ class ProcessContext(BaseContext):
             ``max(1, cpus // num_workers)``, so the workers do not oversubscribe the
             machine; an integer that many; ``None`` leaves the libraries alone. The
             caller's own setting is not changed.
+        start_method: ``'fork'`` (default) forks the workers at each map, as described
+            above. ``'forkserver'`` and ``'spawn'`` start workers that did not inherit
+            the caller: the kernel and the target are pickled (cloudpickle, so lambdas
+            and closures work) and every array allocated by this context travels as a
+            handle to the same shared memory (a memfd whose descriptor is passed to the
+            worker), never as a copy. Anything else they refer to must be picklable and
+            is copied (writes to it are lost).
+        persistent: keep the workers between maps (warm workers), until :meth:`close`
+            (or the end of a ``with`` block); with ``'fork'`` they are then forked once,
+            at the first map, and maps travel pickled as with ``'forkserver'``.
+            Under ``'forkserver'``/``'spawn'`` without it, each map starts its workers
+            and stops them at the end.
 
     Raises:
         TypeError: ``num_workers`` is not an integer, or ``blas_threads`` is not
             ``'auto'``, ``None`` or an integer.
-        ValueError: ``num_workers`` or ``blas_threads`` is smaller than 1.
+        ValueError: ``num_workers`` or ``blas_threads`` is smaller than 1, or an
+            unknown ``start_method``.
     """
 
     def __init__(
-        self, num_workers: int | None = None, *, blas_threads: BlasThreads = "auto"
+        self,
+        num_workers: int | None = None,
+        *,
+        blas_threads: BlasThreads = "auto",
+        start_method: str = "fork",
+        persistent: bool = False,
     ) -> None:
+        from pashmap_shm.pool import check_start_method
+
         self._num_workers = resolve_num_workers(num_workers, type(self).__name__)
         self._blas_threads = resolve_blas_threads(
             blas_threads, self._num_workers, type(self).__name__
         )
+        self._start_method = check_start_method(start_method, type(self).__name__)
+        self._persistent = bool(persistent)
+        self._pooled = self._persistent or self._start_method != "fork"
+        self._pool: WorkerPool | None = None
 
     @property
     def num_workers(self) -> int:
@@ -151,14 +178,32 @@ class ProcessContext(BaseContext):
         """The BLAS/OpenMP threads each worker process may use, or ``None`` for no limit."""
         return self._blas_threads
 
+    @property
+    def start_method(self) -> str:
+        """How workers are started: ``'fork'``, ``'forkserver'`` or ``'spawn'``."""
+        return self._start_method
+
+    @property
+    def persistent(self) -> bool:
+        """Whether the workers are kept between maps."""
+        return self._persistent
+
+    def worker_pids(self) -> list[int]:
+        """The process ids of the warm workers (empty when none are running)."""
+        return self._pool.pids() if self._pool is not None else []
+
     def allocate(self, shape: tuple[int, ...], dtype: np.dtype[Any], order: Order) -> NDArray[Any]:
-        """An uninitialised array in shared anonymous memory.
+        """An uninitialised array in shared anonymous memory (a memfd for pooled workers).
 
         Raises:
             TypeError: ``dtype`` holds Python objects, which cannot be shared.
             MemoryError: the array does not fit in the memory available (the message
                 gives the size asked and the size available).
         """
+        if self._pooled:
+            from pashmap_shm.shared_handles import allocate_with_handle
+
+            return allocate_with_handle(shape, dtype, order)
         return allocate_shared(shape, dtype, order)
 
     def run(
@@ -203,6 +248,8 @@ class ProcessContext(BaseContext):
                 for value in run_share(kernel, 0, target, share, deadline=deadline)
             ]
         warn_about_unshared_writes(kernel)
+        if self._pooled:
+            return self._run_pooled(kernel, target, shares, progress, deadline)
         blas = None
         if self._blas_threads is not None:
             blas = (blas_controller(), self._blas_threads)
@@ -212,8 +259,37 @@ class ProcessContext(BaseContext):
             )
             return forked.run()
 
+    def _run_pooled(
+        self,
+        kernel: Callable[..., R],
+        target: MapTarget[Any],
+        shares: Sequence[Any],
+        progress: bool,
+        deadline: float | None,
+    ) -> list[R]:
+        from pashmap_shm.pool import PoolMap, WorkerPool
+
+        if self._pool is None or not self._pool.running:
+            self._pool = WorkerPool(self._num_workers, self._start_method)
+            self._pool.start()
+        try:
+            with progress_counts(self, target, progress) as counts:
+                pooled = PoolMap(
+                    self._pool, kernel, target, shares, counts, deadline, self._blas_threads
+                )
+                return pooled.run()
+        finally:
+            if not self._persistent:
+                self._stop_pool()
+
+    def _stop_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
     def close(self) -> None:
-        """Return cached shared memory (of arrays already dropped) to the system."""
+        """Stop the warm workers, if any; return cached shared memory to the system."""
+        self._stop_pool()
         clear_cache()
 
 
@@ -381,7 +457,10 @@ class _ForkedMap:
                 self._check_alive()
             for fd, _ in events:
                 worker = watched[fd]
-                chunk = os.read(fd, 1 << 20)
+                try:
+                    chunk = os.read(fd, 1 << 20)
+                except ConnectionResetError:  # a pooled worker's socket: it died
+                    chunk = b""
                 if not chunk:
                     raise self._died(worker)
                 worker.buffer += chunk
