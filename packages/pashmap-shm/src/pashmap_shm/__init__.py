@@ -13,7 +13,9 @@ Installing this package makes two contexts available by name, with no import nee
     pm.map(kernel, data)
 
 * :class:`ProcessContext` (``'processes'``) forks its workers at each map, so kernels
-  and their inputs need no pickling; arrays it allocates live in shared memory.
+  and their inputs need no pickling; arrays it allocates live in shared memory. With
+  ``start_method='forkserver'``/``'spawn'`` or ``persistent=True`` (warm workers) the
+  kernel travels pickled and the arrays as handles to the same shared memory.
 * :class:`ThreadContext` (``'threads'``) runs the kernel in threads; best for kernels
   that release the GIL.
 
