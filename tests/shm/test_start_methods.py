@@ -201,3 +201,25 @@ def test_cold_pools_leave_nothing_behind() -> None:
         assert ctx.worker_pids() == []
         del out
     assert resources() == before
+
+
+@pytest.mark.usefixtures("no_leaks")
+def test_ctrl_c_kills_the_warm_pool() -> None:
+    main = threading.get_ident()
+    timer = threading.Timer(0.5, signal.pthread_kill, (main, signal.SIGINT))
+    with ProcessContext(2, start_method="forkserver", persistent=True) as ctx:
+        ctx.map(lambda w, i, v: None, range(2))
+        pids = ctx.worker_pids()
+        start = time.monotonic()
+        timer.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                ctx.map(lambda w, i, v: time.sleep(30), range(8))
+        finally:
+            timer.cancel()
+            timer.join()
+        assert time.monotonic() - start < 5
+        assert ctx.worker_pids() == []
+        for pid in pids:
+            assert not psutil.pid_exists(pid)
+        assert ctx.map(lambda w, i, v: v, range(3)) == [0, 1, 2]
