@@ -17,7 +17,7 @@ import pytest
 import pashmap as pm
 from pashmap import MapTimeoutError, WorkerDiedError
 from pashmap.progress import ProgressBar
-from pashmap_shm import ProcessContext
+from pashmap_shm import NotSharedWarning, ProcessContext
 
 from .conftest import resources
 
@@ -223,3 +223,13 @@ def test_ctrl_c_kills_the_warm_pool() -> None:
         for pid in pids:
             assert not psutil.pid_exists(pid)
         assert ctx.map(lambda w, i, v: v, range(3)) == [0, 1, 2]
+
+
+def test_arrays_of_a_fork_context_are_copied_with_a_warning() -> None:
+    out = ProcessContext(2).zeros(4)  # anonymous memory: forked workers only
+    with (
+        ProcessContext(2, start_method="spawn") as ctx,
+        pytest.warns(NotSharedWarning, match="Allocate it with the context that runs the map"),
+    ):
+        ctx.map(lambda w, i, v: out.__setitem__(i, v), range(4))
+    assert out.tolist() == [0, 0, 0, 0]

@@ -20,6 +20,7 @@ import mmap
 import os
 import pickle
 import threading
+import warnings
 import weakref
 from typing import Any
 
@@ -27,7 +28,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pashmap.allocation import Order
+from pashmap_shm import shared_memory
 from pashmap_shm.shared_memory import available_memory
+from pashmap_shm.unshared_writes import NotSharedWarning
 
 __all__ = ["HandlePickler", "allocate_with_handle", "dumps_with_handles", "loads_with_handles"]
 
@@ -114,6 +117,13 @@ def _find_block(array: NDArray[Any]) -> tuple[int, int, int] | None:
     return None
 
 
+def _in_forked_memory(array: NDArray[Any]) -> bool:
+    """Whether ``array`` lies in anonymous shared memory from :mod:`shared_memory`."""
+    start = int(array.__array_interface__["data"][0])
+    with shared_memory._lock:
+        return any(a <= start < a + size for a, size in shared_memory._mapped.items())
+
+
 def _rebuild(
     serial: int, offset: int, shape: tuple[int, ...], strides: tuple[int, ...], dtype: Any
 ) -> NDArray[Any]:
@@ -147,6 +157,16 @@ class HandlePickler:
                         offset = int(obj.__array_interface__["data"][0]) - address
                         # A view with negative strides starts before its data pointer.
                         return _rebuild, (serial, offset, obj.shape, obj.strides, obj.dtype.str)
+                    if _in_forked_memory(obj) and obj.flags.writeable:
+                        warnings.warn(
+                            "an array allocated by a fork ProcessContext (anonymous shared "
+                            "memory, which only forked workers inherit) reaches these workers "
+                            "as a copy: their writes to it are lost. Allocate it with the "
+                            "context that runs the map (ctx.zeros(...), or "
+                            "pm.Accumulator(..., context=ctx))",
+                            NotSharedWarning,
+                            stacklevel=2,
+                        )
                 return super().reducer_override(obj)
 
         self._pickler = _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
