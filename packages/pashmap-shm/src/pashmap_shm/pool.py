@@ -30,9 +30,8 @@ from pashmap_shm.pool_worker import send_map, serve_maps
 from pashmap_shm.process import _FORK_WARNING, _died_error, _ForkedMap, _Worker
 from pashmap_shm.shared_handles import dumps_with_handles
 
-__all__ = ["START_METHODS", "WorkerPool"]
+__all__ = ["PoolMap", "WorkerPool"]
 
-START_METHODS = ("fork", "forkserver", "spawn")
 _JOIN_TIMEOUT = 2.0
 _WORKER_MODULE = "pashmap_shm.pool_worker"
 
@@ -188,26 +187,6 @@ class PoolMap(_ForkedMap):
         if not all(worker.done for worker in self.workers):
             self.pool.kill()
         self.workers.clear()
-
-
-def check_start_method(start_method: object, context_name: str) -> str:
-    """Check a ``start_method`` argument.
-
-    Returns:
-        The start method.
-
-    Raises:
-        ValueError: not one of ``'fork'``, ``'forkserver'``, ``'spawn'``, or not
-            available on this platform.
-    """
-    if start_method not in START_METHODS:
-        raise ValueError(
-            f"{context_name}(start_method=...) must be one of {', '.join(START_METHODS)}; "
-            f"got {start_method!r}"
-        )
-    if start_method not in multiprocessing.get_all_start_methods():
-        raise ValueError(f"start_method={start_method!r} is not available on this platform")
-    return str(start_method)
 
 
 def _preload_in_forkserver(context: Any) -> None:

@@ -157,13 +157,11 @@ class ProcessContext(BaseContext):
         start_method: str = "fork",
         persistent: bool = False,
     ) -> None:
-        from pashmap_shm.pool import check_start_method
-
         self._num_workers = resolve_num_workers(num_workers, type(self).__name__)
         self._blas_threads = resolve_blas_threads(
             blas_threads, self._num_workers, type(self).__name__
         )
-        self._start_method = check_start_method(start_method, type(self).__name__)
+        self._start_method = _check_start_method(start_method, type(self).__name__)
         self._persistent = bool(persistent)
         self._pooled = self._persistent or self._start_method != "fork"
         self._pool: WorkerPool | None = None
@@ -532,6 +530,23 @@ class _ForkedMap:
             self.workers.clear()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def _check_start_method(start_method: object, context_name: str) -> str:
+    """Check a ``start_method`` argument (without importing the pool machinery)."""
+    if start_method == "fork":
+        return "fork"
+    import multiprocessing
+
+    methods = ("fork", "forkserver", "spawn")
+    if start_method not in methods:
+        raise ValueError(
+            f"{context_name}(start_method=...) must be one of {', '.join(methods)}; "
+            f"got {start_method!r}"
+        )
+    if start_method not in multiprocessing.get_all_start_methods():
+        raise ValueError(f"start_method={start_method!r} is not available on this platform")
+    return str(start_method)
 
 
 def _shares_left(queue_fd: int) -> bool:
