@@ -36,20 +36,23 @@ _NO_TEST = "<!-- no-test -->"
 
 # Runs the blocks of one page in the namespace of __main__, so that functions and classes
 # they define are importable (and picklable) by their module name, as in a script.
+# The guard keeps workers started with 'spawn' or 'forkserver', which import the main
+# module afresh, from running the examples again.
 _DRIVER = """\
-import json, sys, traceback
+import json as _json, sys as _sys, traceback as _traceback
 import __main__
-with open(sys.argv[1]) as stream:
-    blocks = json.load(stream)
-for block in blocks:
-    with open(block["path"]) as stream:
-        source = stream.read()
-    try:
-        exec(compile(source, block["path"], "exec"), __main__.__dict__)
-    except BaseException:
-        sys.stderr.write(f"\\n*** {block['where']} failed:\\n")
-        traceback.print_exc()
-        sys.exit(1)
+if __name__ == "__main__":
+    with open(_sys.argv[1]) as _stream:
+        _blocks = _json.load(_stream)
+    for _block in _blocks:
+        with open(_block["path"]) as _stream:
+            _source = _stream.read()
+        try:
+            exec(compile(_source, _block["path"], "exec"), __main__.__dict__)
+        except BaseException:
+            _sys.stderr.write(f"\\n*** {_block['where']} failed:\\n")
+            _traceback.print_exc()
+            _sys.exit(1)
 """
 
 
