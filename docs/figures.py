@@ -119,15 +119,29 @@ def _speedups(data: dict[str, Any]) -> list[tuple[str, str, float, float]]:
 
 
 def table(data: dict[str, Any]) -> str:
-    """The results as a Markdown table (the scaling series is left to its figure)."""
-    lines = [
-        "| workload | implementation (workers) | median time | speedup over baseline |",
-        "| --- | --- | ---: | ---: |",
-    ]
+    """The results as a Markdown table: one row per implementation, one column per workload.
+
+    Each cell is the median time and, for throughput workloads, the speedup over the
+    baseline; ``latency`` (the fixed cost of one map) shows the time only. The scaling
+    series is left to :func:`scaling_figure`.
+    """
+    cells: dict[str, dict[str, str]] = {}
+    workloads: list[str] = []
     for workload, label, seconds, speedup in _speedups(data):
-        if workload == "scaling":  # a series, shown by scaling_figure()
+        if workload == "scaling":
             continue
-        lines.append(f"| {workload} | {label} | {_seconds(seconds)} | {speedup:.3g}x |")
+        if workload not in workloads:
+            workloads.append(workload)
+        text = _seconds(seconds)
+        if workload != "latency":
+            text += f" ({speedup:.2f}x)" if speedup >= 0.01 else " (<0.01x)"
+        cells.setdefault(label, {})[workload] = text
+    lines = [
+        "| implementation (workers) | " + " | ".join(workloads) + " |",
+        "| --- |" + " ---: |" * len(workloads),
+    ]
+    for label, row in cells.items():
+        lines.append(f"| {label} | " + " | ".join(row.get(w, "") for w in workloads) + " |")
     return "\n".join(lines)
 
 
