@@ -6,9 +6,13 @@ import multiprocessing
 import multiprocessing.forkserver
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -233,3 +237,39 @@ def test_arrays_of_a_fork_context_are_copied_with_a_warning() -> None:
     ):
         ctx.map(lambda w, i, v: out.__setitem__(i, v), range(4))
     assert out.tolist() == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_busy_workers_die_with_the_caller(tmp_path: Path, method: str) -> None:
+    """Killed caller: its workers (and the fork server) do not live on, even mid-kernel."""
+    script = tmp_path / "orphan.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import time
+            from pashmap_shm import ProcessContext
+
+            if __name__ == "__main__":
+                ctx = ProcessContext(2, start_method={method!r}, persistent=True)
+                ctx.map(lambda w, i, v: None, range(2))
+                print("mapping", flush=True)
+                ctx.map(lambda w, i, v: time.sleep(60), range(4))
+            """
+        )
+    )
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "mapping"
+        time.sleep(0.5)
+        descendants = psutil.Process(child.pid).children(recursive=True)
+        assert len(descendants) >= 2
+        child.kill()
+        child.wait()
+        _, alive = psutil.wait_procs(descendants, timeout=10)
+        assert not alive
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        child.stdout.close()  # type: ignore[union-attr]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import pickle
 import signal
 import socket
@@ -68,7 +69,7 @@ class WorkerPool:
                     try:
                         process = context.Process(
                             target=serve_maps,
-                            args=(worker_id, theirs),
+                            args=(worker_id, theirs, os.getpid()),
                             name=f"pashmap-worker-{worker_id}",
                             daemon=True,
                         )

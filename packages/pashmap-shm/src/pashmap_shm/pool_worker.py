@@ -14,10 +14,13 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import select
 import signal
 import socket
 import struct
 import sys
+import threading
+import time
 from array import array
 from itertools import repeat
 from operator import is_not
@@ -32,6 +35,7 @@ from pashmap.worker import worker_scope
 from pashmap_shm import protocol
 from pashmap_shm.blas_threads import blas_controller, limit_blas_threads
 from pashmap_shm.shared_handles import forget_received, loads_with_handles
+from pashmap_shm.worker import _PR_SET_PDEATHSIG, _prctl
 from pashmap_shm.workers import mark_process_as_worker
 
 __all__ = ["MAP_HEADER", "receive_map", "send_map", "serve_maps"]
@@ -80,15 +84,17 @@ def receive_map(sock: socket.socket) -> tuple[bytes, list[int]] | None:
     return bytes(payload), fds
 
 
-def serve_maps(worker_id: int, sock: socket.socket) -> NoReturn:
+def serve_maps(worker_id: int, sock: socket.socket, caller_pid: int) -> NoReturn:
     """Serve maps until the caller closes the socket, then exit; never returns.
 
     Args:
         worker_id: this worker's id, passed to the kernel.
         sock: this worker's end of its socket pair with the caller.
+        caller_pid: the process id of the caller; the worker exits when it ends.
     """
     # Ctrl-C is the caller's business: it kills its workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with(caller_pid)
     mark_process_as_worker()
     code = 0
     try:
@@ -101,6 +107,35 @@ def serve_maps(worker_id: int, sock: socket.socket) -> NoReturn:
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
+
+
+def _exit_with(caller_pid: int) -> None:
+    """End this worker when the caller ends, even in the middle of a kernel call.
+
+    A spawned worker is the caller's child (``PR_SET_PDEATHSIG`` would do), but a
+    fork-server worker is the fork server's, which outlives the caller as long as its
+    workers hold the descriptors it hands them; so a daemon thread watches the caller.
+    """
+    if _prctl is not None and os.getppid() == caller_pid:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    try:
+        pidfd = os.pidfd_open(caller_pid)
+    except (AttributeError, OSError):  # not Linux >= 5.3, or the caller is gone
+        pidfd = -1
+
+    def watch() -> None:
+        if pidfd >= 0:
+            select.select([pidfd], [], [])
+        else:
+            while True:
+                time.sleep(0.5)
+                try:
+                    os.kill(caller_pid, 0)
+                except ProcessLookupError:
+                    break
+        os._exit(3)
+
+    threading.Thread(target=watch, name="pashmap-watch-caller", daemon=True).start()
 
 
 def _serve_one(worker_id: int, result_fd: int, message: bytes, fds: list[int]) -> None:
