@@ -78,6 +78,16 @@ def test_accumulator_reductions_start_from_their_identity(
     assert float(acc.result()) == expected
 
 
+def test_a_scalar_accumulator() -> None:
+    count = pm.Accumulator((), np.int64)
+
+    def kernel(worker_id: int, index: int, value: int) -> None:
+        count.local += 1
+
+    pm.map(kernel, range(7))
+    assert int(count.result()) == 7
+
+
 def test_accumulator_with_a_callable_needs_a_fill() -> None:
     with pytest.raises(TypeError, match="has no identity"):
         pm.Accumulator(3, reduce=lambda a, b: a + b)

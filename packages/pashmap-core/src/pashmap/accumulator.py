@@ -105,7 +105,7 @@ class Accumulator:
                 f"worker {worker_id} has no partial result: this accumulator was made for "
                 f"{self.num_workers} workers; create it with the context you map with"
             )
-        partial: NDArray[Any] = self.partials[worker_id]
+        partial: NDArray[Any] = self.partials[worker_id, ...]  # a view, also for shape ()
         return partial
 
     def result(self) -> NDArray[Any]:

@@ -18,7 +18,17 @@ COMMON_OPTIONS = ("progress", "timeout")
 _defaults: dict[str, Any] = {"progress": False, "timeout": None}
 
 
-def set_default_options(**options: Any) -> dict[str, Any]:
+class _Unset:
+    def __repr__(self) -> str:
+        return "<unchanged>"
+
+
+_UNSET: Any = _Unset()
+
+
+def set_default_options(
+    *, progress: bool = _UNSET, timeout: float | None = _UNSET
+) -> dict[str, Any]:
     """Set program-wide defaults for the options of every ``map`` call.
 
     Example::
@@ -26,23 +36,23 @@ def set_default_options(**options: Any) -> dict[str, Any]:
         pm.set_default_options(progress=True)   # a progress bar on every map
 
     Args:
-        progress: show a progress bar (tqdm) in the caller; default ``False``.
-        timeout: seconds after which a map is cancelled with ``TimeoutError``; default
-            ``None`` (no limit).
+        progress: show a progress bar (tqdm) in the caller; initially ``False``. Left
+            unchanged when not given.
+        timeout: seconds after which a map is cancelled with ``TimeoutError``; ``None``
+            for no limit, which is the initial value. Left unchanged when not given.
 
     Returns:
         The previous defaults, to restore them with ``set_default_options(**previous)``.
 
     Raises:
-        TypeError: an unknown option.
+        TypeError: a timeout that is not a number.
         ValueError: a timeout that is not a positive number.
     """
-    unknown = set(options) - set(COMMON_OPTIONS)
-    if unknown:
-        raise TypeError(
-            f"unknown option(s) {', '.join(sorted(unknown))}; the options with program-wide "
-            f"defaults are {', '.join(COMMON_OPTIONS)}"
-        )
+    options = {
+        name: value
+        for name, value in (("progress", progress), ("timeout", timeout))
+        if value is not _UNSET
+    }
     checked = _check(options)
     previous = dict(_defaults)
     _defaults.update(checked)

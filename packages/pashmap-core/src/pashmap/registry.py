@@ -121,6 +121,9 @@ def create_context(name: str, /, **kwargs: Any) -> Context:
             ``'threads'`` and ``'processes'`` from pashmap-shm. Case-insensitive.
         **kwargs: passed to the context class, e.g. ``num_workers=4``.
 
+    Returns:
+        A new context of the kind registered under ``name``.
+
     Raises:
         MissingPluginError: the name belongs to a pashmap package that is not installed
             (the message says what to ``pip install``).
@@ -209,6 +212,9 @@ def resolve_target(obj: object, /) -> MapTarget[Any]:
 
     In order: ``obj.__pashmap_target__()`` if its type defines it; ``obj`` itself if it is
     already a MapTarget; else the one registered factory whose ``accepts(obj)`` is true.
+
+    Returns:
+        The MapTarget to walk over.
 
     Raises:
         TypeError: no factory accepts ``obj`` (the message names its type, the types
