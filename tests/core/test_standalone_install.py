@@ -113,6 +113,8 @@ def test_the_command_works_with_core_alone(core_python: Path) -> None:
     assert "pashmap-shm" not in info
     demo = run(pashmap, "demo", "--size", "10000").stdout
     assert "all results verified" in demo
+    bench = run(pashmap, "bench", "--quick", "--workloads", "latency", "overhead").stdout
+    assert "overhead   local" in bench
 
 
 def test_extra_data_objects_without_pashmap_xfel_say_what_to_install(
