@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pashmap as pm
 from pashmap.registry import CONTEXTS_GROUP, TARGETS_GROUP, context_names, registrations
-from pashmap.workloads import WORKLOADS, Sizes
+from pashmap.workloads import WORKLOADS, Sizes, all_workloads
 
 # Plugins add sections to ``pashmap demo`` through this entry-point group: each entry is a
 # callable ``demo(workers: int | None) -> int`` that prints its own table and returns an
@@ -132,14 +132,15 @@ def _bench(args: argparse.Namespace) -> int:
     import statistics
     import subprocess
 
-    workloads = args.workloads or [w for w in WORKLOADS if w != "scaling" or not args.quick]
-    unknown = sorted(set(workloads) - set(WORKLOADS))
+    known = all_workloads()
+    workloads = args.workloads or [w for w in known if w != "scaling" or not args.quick]
+    unknown = sorted(set(workloads) - set(known))
     contexts = args.contexts or context_names()
     unknown += sorted(set(contexts) - set(registrations(CONTEXTS_GROUP)))
     if unknown:
         raise ValueError(
             f"unknown workload or context: {', '.join(unknown)}; workloads are "
-            f"{', '.join(WORKLOADS)}; contexts are {', '.join(context_names())}"
+            f"{', '.join(known)}; contexts are {', '.join(context_names())}"
         )
     repeats = args.repeats or (1 if args.quick else 3)
     jobs = [(w, c, r) for w in workloads for r in range(repeats) for c in contexts]
@@ -161,7 +162,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     rows = []
     print(
-        f"{'workload':<10} {'context':<10} {'workers':>7} {'median s':>10} {'speedup':>8} "
+        f"{'workload':<10} {'context':<10} {'workers':>7} {'median ms':>10} {'speedup':>8} "
         f"{'peak RSS MB':>12}"
     )
     for workload in workloads:
@@ -173,7 +174,7 @@ def _bench(args: argparse.Namespace) -> int:
             row = dict(runs[-1], seconds=median, runs=len(runs), speedup=base / median)
             rows.append(row)
             print(
-                f"{workload:<10} {context:<10} {row['workers']:>7} {median:>10.4f} "
+                f"{workload:<10} {context:<10} {row['workers']:>7} {median * 1000:>10.4g} "
                 f"{base / median:>7.2f}x {float(str(row['peak_rss_mb'])):>12.1f}"
             )
     print(

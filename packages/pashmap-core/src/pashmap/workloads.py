@@ -25,7 +25,16 @@ import numpy as np
 
 import pashmap as pm
 
-__all__ = ["WORKLOADS", "Sizes", "Workload", "busy", "sizes", "skewed_iterations"]
+__all__ = [
+    "WORKLOADS",
+    "WORKLOADS_GROUP",
+    "Sizes",
+    "Workload",
+    "all_workloads",
+    "busy",
+    "sizes",
+    "skewed_iterations",
+]
 
 
 @dataclass(frozen=True)
@@ -176,6 +185,28 @@ WORKLOADS: dict[str, Workload] = {
 }
 
 
+WORKLOADS_GROUP = "pashmap.workloads"
+
+
+def all_workloads() -> dict[str, Workload]:
+    """The built-in workloads and those plugins register in ``pashmap.workloads``.
+
+    A plugin's entry point names a :class:`Workload` object (e.g. pashmap-xfel's
+    ``xfel``, which maps over a mock EuXFEL run); one that fails to load is skipped.
+    """
+    from pashmap.registry import registrations
+
+    found = dict(WORKLOADS)
+    for name, registration in registrations(WORKLOADS_GROUP).items():
+        try:
+            workload = registration.load()
+        except Exception:  # a broken plugin must not break the built-in workloads
+            continue
+        if isinstance(workload, Workload):
+            found.setdefault(name, workload)
+    return found
+
+
 def _check(ok: bool, name: str) -> None:
     if not ok:
         raise RuntimeError(f"workload {name!r} computed a wrong result")
@@ -188,14 +219,15 @@ def _peak_rss_mb() -> float:
 def main(argv: list[str] | None = None) -> int:
     """Run one workload on one context and print its result as a JSON line."""
     parser = argparse.ArgumentParser(prog="python -m pashmap.workloads", description=__doc__)
-    parser.add_argument("workload", choices=sorted(WORKLOADS))
+    workloads = all_workloads()
+    parser.add_argument("workload", choices=sorted(workloads))
     parser.add_argument("--context", default="local", help="context name (default: local)")
     parser.add_argument("--workers", type=int, default=None, help="workers (default: all CPUs)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a quick look")
     args = parser.parse_args(argv)
     kwargs = {} if args.context in ("local", "serial") else {"num_workers": args.workers}
     with pm.use_context(args.context, **kwargs) as context:
-        result = WORKLOADS[args.workload].run(sizes(args.quick))
+        result = workloads[args.workload].run(sizes(args.quick))
         workers = context.num_workers
     result.update(
         workload=args.workload,
@@ -208,4 +240,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, so that plugin workloads (which import
+    # pashmap.workloads) are instances of the same Workload class.
+    from pashmap import workloads
+
+    sys.exit(workloads.main())
