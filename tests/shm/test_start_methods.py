@@ -36,14 +36,18 @@ POOLED = [
 
 
 @pytest.fixture(scope="module", autouse=True)
-def helper_processes() -> None:
-    """Start multiprocessing's own long-lived helpers (fork server, resource tracker) once,
-    so that the leak checks see them before and after."""
+def helper_processes() -> Iterator[None]:
+    """Run multiprocessing's own long-lived helpers (fork server, resource tracker) for
+    this module only: the leak checks see them before and after each test, and the
+    other test modules, which count child processes, never see them."""
     from multiprocessing import resource_tracker
 
     multiprocessing.get_context("forkserver").set_forkserver_preload(["pashmap_shm.pool_worker"])
     multiprocessing.forkserver.ensure_running()
     resource_tracker.ensure_running()
+    yield
+    multiprocessing.forkserver._forkserver._stop()  # type: ignore[attr-defined]
+    resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
 
 
 @pytest.fixture
