@@ -41,8 +41,9 @@ def run_share(
         worker_id: passed as the kernel's first argument.
         target: the MapTarget the share came from.
         share: one of ``target.split(n)``.
-        counts: if given, ``counts[worker_id]`` is incremented after every element (the
-            progress counter).
+        counts: if given, ``counts[worker_id]`` is increased by the number of elements done
+            (the progress counter): after the share, or after every element when a
+            deadline is given too.
         deadline: if given, a ``time.monotonic()`` value after which no further element
             is started: :class:`~pashmap.MapTimeoutError` is raised instead.
 
@@ -52,8 +53,12 @@ def run_share(
     Raises:
         MapTimeoutError: the deadline passed.
     """
-    if counts is not None or deadline is not None:
+    if deadline is not None:
         return _run_share_watched(kernel, worker_id, target, share, counts, deadline)
+    if counts is not None:  # count per share: the fast path stays as fast
+        results = run_share(kernel, worker_id, target, share)
+        counts[worker_id] += len(results)
+        return results
     iterate_columns = getattr(target, "iterate_columns", None)
     if iterate_columns is not None:
         return list(map(kernel, repeat(worker_id), *iterate_columns(share)))

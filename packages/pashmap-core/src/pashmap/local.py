@@ -94,7 +94,8 @@ class LocalContext(BaseContext):
         deadline = deadline_after(timeout)
         results: list[R] = []
         with worker_scope(0), progress_counts(self, target, progress) as counts:
-            for share in target.split(1):
+            # With a progress bar, shares of about 1 % let the bar move as the map goes.
+            for share in target.split(100 if counts is not None else 1):
                 results.extend(
                     run_share(kernel, 0, target, share, counts=counts, deadline=deadline)
                 )
