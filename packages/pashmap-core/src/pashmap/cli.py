@@ -110,6 +110,17 @@ def _info(args: argparse.Namespace) -> int:
         print(f"{title} ({group})")
         for name, registration in registrations(group).items():
             print(f"  {name:<14} {registration.value}  [{registration.distribution}]")
+    print("context defaults")
+    for name in context_names():
+        try:
+            with pm.use_context(name) as context:
+                details = f"num_workers={context.num_workers}"
+                blas = getattr(context, "blas_threads", None)
+                if hasattr(context, "blas_threads"):
+                    details += f", BLAS threads per worker={blas if blas else 'not limited'}"
+        except Exception as exc:  # a broken plugin is reported, not fatal
+            details = f"cannot be created: {exc}"
+        print(f"  {name:<14} {details}")
     print(f"default       {pm.get_default_context()!r}")
     import multiprocessing
 
