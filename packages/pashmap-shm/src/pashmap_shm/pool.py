@@ -114,7 +114,14 @@ class WorkerPool:
         for process in self.processes:
             with contextlib.suppress(OSError, ValueError, AssertionError):
                 process.join(_JOIN_TIMEOUT)
-                process.close()
+                try:
+                    process.close()
+                except ValueError:
+                    # Not reapable here (SIGCHLD ignored: the system reaped it already);
+                    # still release the descriptors multiprocessing holds for it.
+                    popen = getattr(process, "_popen", None)
+                    if popen is not None:
+                        popen.close()
         for sock in self.sockets:
             sock.close()
         self.processes.clear()

@@ -165,6 +165,7 @@ class ProcessContext(BaseContext):
         self._persistent = bool(persistent)
         self._pooled = self._persistent or self._start_method != "fork"
         self._pool: WorkerPool | None = None
+        self._warm_block = False  # inside ``with`` (fork): warm when the map allows it
 
     @property
     def num_workers(self) -> int:
@@ -198,7 +199,7 @@ class ProcessContext(BaseContext):
             MemoryError: the array does not fit in the memory available (the message
                 gives the size asked and the size available).
         """
-        if self._pooled:
+        if self._pooled or self._warm_block:
             from pashmap_shm.shared_handles import allocate_with_handle
 
             return allocate_with_handle(shape, dtype, order)
@@ -248,6 +249,8 @@ class ProcessContext(BaseContext):
         warn_about_unshared_writes(kernel)
         if self._pooled:
             return self._run_pooled(kernel, target, shares, progress, deadline)
+        if self._warm_block and _travels_whole(kernel, target, shares):
+            return self._run_pooled(kernel, target, shares, progress, deadline)
         blas = None
         if self._blas_threads is not None:
             blas = (blas_controller(), self._blas_threads)
@@ -277,7 +280,7 @@ class ProcessContext(BaseContext):
                 )
                 return pooled.run()
         finally:
-            if not self._persistent:
+            if not (self._persistent or self._warm_block):
                 self._stop_pool()
 
     def _stop_pool(self) -> None:
@@ -285,8 +288,24 @@ class ProcessContext(BaseContext):
             self._pool.close()
             self._pool = None
 
+    def __enter__(self) -> ProcessContext:
+        """Keep workers warm between the maps of a ``with`` block, also for ``'fork'``.
+
+        Inside the block, arrays this context allocates live in a memfd, which warm
+        workers can map, and a map whose kernel and target can be pickled (cloudpickle)
+        runs on workers kept from one map to the next. A map that cannot travel that way
+        -- an unpicklable kernel or target, or one that refers to an array allocated
+        before the block in fork-only shared memory -- is forked as usual, so nothing
+        that works outside the block breaks inside it. The workers stop at the end of
+        the block (:meth:`close`).
+        """
+        if self._start_method == "fork" and not self._persistent:
+            self._warm_block = True
+        return self
+
     def close(self) -> None:
         """Stop the warm workers, if any; return cached shared memory to the system."""
+        self._warm_block = False
         self._stop_pool()
         clear_cache()
 
@@ -602,3 +621,20 @@ def _died_error(worker: _Worker, status: int) -> WorkerDiedError:
         pid=worker.pid,
         exitcode=code,
     )
+
+
+def _travels_whole(
+    kernel: Callable[..., Any], target: MapTarget[Any], shares: Sequence[Any]
+) -> bool:
+    """Whether a map can go to warm workers with nothing lost: it pickles, and it refers
+    to no array that only forked workers share (such an array would arrive as a copy)."""
+    from pashmap_shm.shared_handles import dumps_with_handles
+    from pashmap_shm.unshared_writes import NotSharedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NotSharedWarning)
+        try:
+            dumps_with_handles((kernel, target, shares))
+        except Exception:
+            return False
+    return True
