@@ -226,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a quick look")
     args = parser.parse_args(argv)
     kwargs = {} if args.context in ("local", "serial") else {"num_workers": args.workers}
+    from pashmap.registry import target_factories
+
+    target_factories()  # plugin discovery is once per process: not part of any workload
     with pm.use_context(args.context, **kwargs) as context:
         result = workloads[args.workload].run(sizes(args.quick))
         workers = context.num_workers
