@@ -43,6 +43,7 @@ BlasThreads = int | Literal["auto"] | None
 _lock = threading.Lock()
 _controller: Any = None
 _modules_seen = -1
+_extensions_seen = -1
 
 
 def resolve_blas_threads(value: object, num_workers: int, context_name: str) -> int | None:
@@ -92,15 +93,29 @@ def blas_controller() -> Any:
     Returns:
         A ``threadpoolctl.ThreadpoolController``.
     """
-    global _controller, _modules_seen
+    global _controller, _modules_seen, _extensions_seen
     with _lock:
         modules = len(sys.modules)
         if _controller is None or modules != _modules_seen:
-            from threadpoolctl import ThreadpoolController
+            # Only a newly loaded extension module can bring a new BLAS library; pure
+            # Python imports (pashmap's own lazy ones among them) do not need a rescan.
+            extensions = _extension_count()
+            if _controller is None or extensions != _extensions_seen:
+                from threadpoolctl import ThreadpoolController
 
-            _controller = ThreadpoolController()
+                _controller = ThreadpoolController()
+                _extensions_seen = _extension_count()
             _modules_seen = len(sys.modules)
         return _controller
+
+
+def _extension_count() -> int:
+    """How many loaded modules are compiled extensions (shared libraries)."""
+    return sum(
+        1
+        for module in list(sys.modules.values())
+        if str(getattr(module, "__file__", None) or "").endswith((".so", ".pyd"))
+    )
 
 
 def limit_blas_threads(controller: Any, limit: int) -> Any:

@@ -161,6 +161,8 @@ class ProcessContext(BaseContext):
         self._blas_threads = resolve_blas_threads(
             blas_threads, self._num_workers, type(self).__name__
         )
+        if self._blas_threads is not None and start_method == "fork":
+            blas_controller()  # find the BLAS libraries now, not in the first map
         self._start_method = _check_start_method(start_method, type(self).__name__)
         self._persistent = bool(persistent)
         self._pooled = self._persistent or self._start_method != "fork"
