@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from pashmap.errors import MapTimeoutError
 from pashmap.target import MapTarget
 
-__all__ = ["deadline_after", "run_share"]
+__all__ = ["deadline_after", "run_share", "share_runner"]
 
 R = TypeVar("R")
 
@@ -53,16 +53,61 @@ def run_share(
     Raises:
         MapTimeoutError: the deadline passed.
     """
+    return share_runner(kernel, worker_id, target, counts=counts, deadline=deadline)(share)
+
+
+def share_runner(
+    kernel: Callable[..., R],
+    worker_id: int,
+    target: MapTarget[Any],
+    *,
+    counts: NDArray[np.int64] | None = None,
+    deadline: float | None = None,
+) -> Callable[[Any], list[R]]:
+    """A function that runs one share, as :func:`run_share` does, prepared once per worker.
+
+    A worker that runs many shares looks the target's methods up once, here, rather than
+    at every share.
+
+    Args:
+        kernel: the function to call.
+        worker_id: passed as the kernel's first argument.
+        target: the MapTarget the shares come from.
+        counts: the progress counters, as for :func:`run_share`.
+        deadline: the deadline, as for :func:`run_share`.
+
+    Returns:
+        ``run(share)``, returning the kernel's values for that share in order.
+    """
     if deadline is not None:
-        return _run_share_watched(kernel, worker_id, target, share, counts, deadline)
-    if counts is not None:  # count per share: the fast path stays as fast
-        results = run_share(kernel, worker_id, target, share)
-        counts[worker_id] += len(results)
-        return results
+        return partial(
+            _run_share_watched, kernel, worker_id, target, counts=counts, deadline=deadline
+        )
+    run: Callable[[Any], list[R]]
     iterate_columns = getattr(target, "iterate_columns", None)
     if iterate_columns is not None:
-        return list(map(kernel, repeat(worker_id), *iterate_columns(share)))
-    return list(starmap(partial(kernel, worker_id), target.iterate(share)))
+        workers = repeat(worker_id)
+
+        def run(share: Any) -> list[R]:
+            return list(map(kernel, workers, *iterate_columns(share)))
+
+    else:
+        call = partial(kernel, worker_id)
+        iterate = target.iterate
+
+        def run(share: Any) -> list[R]:
+            return list(starmap(call, iterate(share)))
+
+    if counts is None:
+        return run
+    uncounted = run
+
+    def counted(share: Any) -> list[R]:  # count per share: the fast path stays as fast
+        results = uncounted(share)
+        counts[worker_id] += len(results)
+        return results
+
+    return counted
 
 
 def _run_share_watched(
@@ -70,8 +115,9 @@ def _run_share_watched(
     worker_id: int,
     target: MapTarget[Any],
     share: Any,
+    *,
     counts: NDArray[np.int64] | None,
-    deadline: float | None,
+    deadline: float,
 ) -> list[R]:
     call = partial(kernel, worker_id)
     results = []

@@ -9,17 +9,23 @@ the worker finishes its part of the map -- in the worker's own process or thread
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["WorkerScope", "current_scope", "current_worker_id", "worker_scope"]
+__all__ = [
+    "WorkerScope",
+    "current_scope",
+    "current_worker_id",
+    "process_worker_scope",
+    "worker_scope",
+]
 
 
-@dataclass
 class WorkerScope:
     """What one worker holds during one map.
+
+    A plain class with slots (not a dataclass): a forked worker creates one at its start,
+    and every object it touches there costs a page copy.
 
     Attributes:
         worker_id: the worker's id, ``0 <= worker_id < num_workers``.
@@ -27,16 +33,33 @@ class WorkerScope:
         teardowns: callbacks to run when the scope ends, last registered first.
     """
 
-    worker_id: int
-    values: dict[int, Any] = field(default_factory=dict)
-    teardowns: list[Callable[[], None]] = field(default_factory=list)
+    __slots__ = ("teardowns", "values", "worker_id")
+
+    def __init__(self, worker_id: int) -> None:
+        self.worker_id = worker_id
+        self.values: dict[int, Any] = {}
+        self.teardowns: list[Callable[[], None]] = []
+
+    def __repr__(self) -> str:
+        return f"WorkerScope(worker_id={self.worker_id}, values={len(self.values)})"
 
 
 _local = threading.local()
 
 
+# In a process that is one worker for the whole map (a forked worker): its id, and its
+# scope once something asked for it (see process_worker_scope).
+_process_worker: int | None = None
+_process_scope: WorkerScope | None = None
+
+
 def current_scope() -> WorkerScope | None:
     """The scope of the worker running in this thread, or ``None`` outside any map."""
+    global _process_scope
+    if _process_worker is not None:
+        if _process_scope is None:
+            _process_scope = WorkerScope(_process_worker)
+        return _process_scope
     scope: WorkerScope | None = getattr(_local, "scope", None)
     return scope
 
@@ -59,8 +82,7 @@ def current_worker_id() -> int:
     return scope.worker_id
 
 
-@contextmanager
-def worker_scope(worker_id: int) -> Iterator[WorkerScope]:
+class worker_scope:  # noqa: N801 - used as a function: ``with worker_scope(i):``
     """Run the body as worker ``worker_id``; tear down its per-worker values at the end.
 
     Contexts wrap each worker's whole part of a map in this, in the worker's own thread
@@ -68,28 +90,79 @@ def worker_scope(worker_id: int) -> Iterator[WorkerScope]:
     the first exception from a teardown is raised after all have run (unless the body
     itself raised, which then wins).
 
+    (A small class rather than ``contextlib.contextmanager``: entering it is part of
+    every forked worker's start-up, and a generator-based one touches several times
+    more memory there.)
+
     Args:
         worker_id: the worker's id.
 
     Yields:
-        The new scope.
+        The new :class:`WorkerScope` (``with worker_scope(i) as scope:``).
     """
-    previous = current_scope()
-    scope = WorkerScope(worker_id)
-    _local.scope = scope
-    failed = False
-    try:
-        yield scope
-    except BaseException:
-        failed = True
-        raise
-    finally:
-        _local.scope = previous
+
+    __slots__ = ("previous", "scope")
+
+    def __init__(self, worker_id: int) -> None:
+        self.scope = WorkerScope(worker_id)
+        self.previous: WorkerScope | None = None
+
+    def __enter__(self) -> WorkerScope:
+        self.previous = getattr(_local, "scope", None)
+        _local.scope = self.scope
+        return self.scope
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        _local.scope = self.previous
+        teardowns = self.scope.teardowns
+        if not teardowns:
+            return
+        error: BaseException | None = None
+        for teardown in reversed(teardowns):
+            try:
+                teardown()
+            except BaseException as exc:
+                error = error or exc
+        if error is not None and kind is None:
+            raise error
+
+
+class process_worker_scope:  # noqa: N801 - used as a function, like worker_scope
+    """:func:`worker_scope` for a process that is a single worker while the body runs.
+
+    For a worker process forked for one map. Entering records only the worker id; the
+    :class:`WorkerScope` is made when something first asks for it (a
+    :class:`~pashmap.PerWorker` value, an accumulator), so a worker that needs none
+    touches almost nothing of the memory it shares, copy-on-write, with the caller.
+    Inside the body, this scope is the current one in every thread of the process (a
+    scope inherited from the caller's thread through ``fork()`` is ignored). Teardowns
+    run at the end as with :func:`worker_scope`.
+
+    Args:
+        worker_id: the worker's id.
+    """
+
+    __slots__ = ("worker_id",)
+
+    def __init__(self, worker_id: int) -> None:
+        self.worker_id = worker_id
+
+    def __enter__(self) -> None:
+        global _process_worker, _process_scope
+        _process_worker = self.worker_id
+        _process_scope = None
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        global _process_worker, _process_scope
+        scope = _process_scope
+        _process_worker = _process_scope = None
+        if scope is None or not scope.teardowns:
+            return
         error: BaseException | None = None
         for teardown in reversed(scope.teardowns):
             try:
                 teardown()
             except BaseException as exc:
                 error = error or exc
-        if error is not None and not failed:
+        if error is not None and kind is None:
             raise error

@@ -23,6 +23,7 @@ calls); it starts again at the caller's next BLAS call, as after any fork.
 
 from __future__ import annotations
 
+import ctypes
 import operator
 import sys
 import threading
@@ -35,7 +36,7 @@ __all__ = [
     "blas_controller",
     "limit_blas_threads",
     "resolve_blas_threads",
-    "restore_after_fork",
+    "restore_blas_threads",
 ]
 
 BlasThreads = int | Literal["auto"] | None
@@ -118,32 +119,78 @@ def _extension_count() -> int:
     )
 
 
-def limit_blas_threads(controller: Any, limit: int) -> Any:
+def limit_blas_threads(
+    controller: Any, limit: int, *, around_fork: bool = False
+) -> list[tuple[Any, int]]:
     """Limit every BLAS/OpenMP library that runs more than ``limit`` threads.
+
+    Talks to each library directly (a few microseconds), not through a threadpoolctl
+    limiter object.
 
     Args:
         controller: from :func:`blas_controller`.
         limit: the number of threads allowed.
+        around_fork: the limit is for children about to be forked and is undone right
+            after the fork. For OpenBLAS built with pthreads, the thread count it keeps
+            (``blas_cpu_number``) is then written directly: its setter would restart the
+            thread pool in the caller (a thread start and join, about 0.1 ms, per map).
 
     Returns:
-        A threadpoolctl limiter whose ``restore_original_limits()`` undoes the limit, or
-        ``None`` when no library runs more threads than ``limit``.
+        The ``(library or counter, previous count)`` pairs that were changed, for
+        :func:`restore_blas_threads`; empty when no library runs more than ``limit``.
     """
-    if all(pool.num_threads <= limit for pool in controller.lib_controllers):
-        return None
-    return controller.limit(limits=limit)
+    changed: list[tuple[Any, int]] = []
+    for library in controller.lib_controllers:
+        counter = _openblas_counter(library) if around_fork else None
+        if counter is not None:
+            current = counter.value
+            if current > limit:
+                counter.value = limit
+                changed.append((counter, current))
+            continue
+        current = library.get_num_threads()
+        if current is not None and current > limit:
+            library.set_num_threads(limit)
+            changed.append((library, current))
+    return changed
 
 
-def restore_after_fork(controller: Any, limiter: Any) -> None:
-    """Undo :func:`limit_blas_threads` in a process that has just forked.
+def restore_blas_threads(changed: list[tuple[Any, int]], *, after_fork: bool = False) -> None:
+    """Undo :func:`limit_blas_threads`.
 
     Args:
-        controller: from :func:`blas_controller`.
-        limiter: what :func:`limit_blas_threads` returned (not ``None``).
+        changed: what :func:`limit_blas_threads` returned.
+        after_fork: the process has just forked: shut OpenBLAS's thread pool down again
+            if setting the count restarted it (see the module's docstring).
     """
-    limiter.restore_original_limits()
-    for library in controller.lib_controllers:
-        if library.internal_api == "openblas":
+    for library, count in changed:
+        if isinstance(library, ctypes.c_int):
+            library.value = count
+            continue
+        library.set_num_threads(count)
+        if after_fork and library.internal_api == "openblas":
             shutdown = getattr(library.dynlib, "blas_thread_shutdown_", None)
             if shutdown is not None:
                 shutdown()
+
+
+_counters: dict[str, ctypes.c_int | None] = {}
+
+
+def _openblas_counter(library: Any) -> ctypes.c_int | None:
+    """OpenBLAS's own thread count variable, when it is exported and can be trusted."""
+    key = str(library.filepath)
+    if key not in _counters:
+        counter = None
+        if (
+            library.internal_api == "openblas"
+            and getattr(library, "threading_layer", None) == "pthreads"
+        ):
+            try:
+                counter = ctypes.c_int.in_dll(library.dynlib, "blas_cpu_number")
+            except (ValueError, AttributeError):
+                counter = None
+            if counter is not None and counter.value != library.get_num_threads():
+                counter = None  # not the variable we think it is
+        _counters[key] = counter
+    return _counters[key]

@@ -152,7 +152,8 @@ class PoolMap(_ForkedMap):
         self.pool = pool
         self.blas_threads = blas_threads
 
-    def _start(self, queue_read: int, parent_pid: int) -> None:
+    def _start(self, count: int) -> list[_Worker]:
+        """Send the map to every warm worker (they are all running: ``count`` is moot)."""
         try:
             payload, serials, fds = dumps_with_handles(
                 (self.kernel, self.target, self.shares, self.counts, self.blas_threads)
@@ -171,9 +172,10 @@ class PoolMap(_ForkedMap):
         ):
             self.workers.append(_Worker(worker_id, int(process.pid), sock.fileno()))
             try:
-                send_map(sock, message, [queue_read, *fds])
+                send_map(sock, message, [self.queue_fd, *fds])
             except OSError:
                 raise self._died(self.workers[-1]) from None
+        return self.workers
 
     def _check_alive(self) -> None:
         for worker in self.workers:

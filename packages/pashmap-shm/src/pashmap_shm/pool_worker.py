@@ -22,8 +22,6 @@ import sys
 import threading
 import time
 from array import array
-from itertools import repeat
-from operator import is_not
 from typing import Any, NoReturn
 
 # Kernels arrive pickled by cloudpickle, whose functions unpickle through it: imported
@@ -157,11 +155,11 @@ def _serve_one(worker_id: int, result_fd: int, message: bytes, fds: list[int]) -
                 values: list[Any] = run_share(
                     kernel, worker_id, target, shares[share], counts=counts
                 )
-                if not any(map(is_not, values, repeat(None))):
+                payload = protocol.pickle_values(values)
+                if payload is None:
                     none_counts.append(share)
                     none_counts.append(len(values))
                 else:
-                    payload = pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)
                     protocol.send(result_fd, protocol.RESULTS, share, payload)
             share = -1
         protocol.send(result_fd, protocol.DONE, -1, protocol.encode_none_counts(none_counts))

@@ -40,7 +40,7 @@ import termios
 import time
 import warnings
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -56,7 +56,7 @@ from pashmap_shm.blas_threads import (
     blas_controller,
     limit_blas_threads,
     resolve_blas_threads,
-    restore_after_fork,
+    restore_blas_threads,
 )
 from pashmap_shm.scheduling import split_target
 from pashmap_shm.shared_memory import allocate_shared, clear_cache
@@ -82,8 +82,17 @@ _POLL_MS = 200  # how often to check for workers that died but whose pipe stays 
 # every worker (a few cheap elements) then costs one fork instead of num_workers, and a
 # large map starts its last worker a few milliseconds late at most.
 _RAMP_UP = 0.002
-_RAMP_UP_STEP = 0.0001
-_SIGINT = {signal.SIGINT}
+# A map of this many elements keeps one worker busy for longer than a fork costs even
+# with the cheapest kernel (about 50 ns per call), so all its workers start at once.
+_START_ALL_AT = 50_000
+_SIGINT = {int(signal.SIGINT)}
+# signal.pthread_sigmask without the wrapper that turns the old mask into enum members:
+# called four times per map, and every object touched after a fork costs a page copy.
+_sigmask: Callable[[int, Iterable[int]], set[int]] = getattr(
+    signal.pthread_sigmask, "__wrapped__", signal.pthread_sigmask
+)
+# Only Python 3.12+ warns when forking with threads (see "Fork and threads" above).
+_FORK_WARNS = sys.version_info >= (3, 12)
 
 
 class ProcessContext(BaseContext):
@@ -347,25 +356,25 @@ class _ForkedMap:
         self.deadline = deadline
         self.blas = blas
         self.workers: list[_Worker] = []
+        self.poller = select.poll()
+        self.watched: dict[int, _Worker] = {}  # the workers still running, by pipe
         self.values: list[list[Any] | None] = [None] * len(shares)
         self.none_counts: list[tuple[int, int]] = []
 
     def run(self) -> list[Any]:
-        parent_pid = os.getpid()
+        self.parent_pid = os.getpid()
         queue_read, queue_write = os.pipe()
+        self.queue_fd = queue_read
         try:
             self._fill_queue(queue_write)
             os.close(queue_write)
             queue_write = -1
-            self._start(queue_read, parent_pid)
-            os.close(queue_read)
-            queue_read = -1
             self._collect()
         finally:
-            for fd in (queue_read, queue_write):
-                if fd >= 0:
-                    os.close(fd)
-            if os.getpid() == parent_pid:
+            if queue_write >= 0:
+                os.close(queue_write)
+            os.close(queue_read)
+            if os.getpid() == self.parent_pid:  # (a worker leaves by os._exit, but still)
                 self._stop_all()
         return self._in_index_order()
 
@@ -400,11 +409,14 @@ class _ForkedMap:
                 ) from exc
         os.write(fd, records)
 
-    def _start(self, queue_read: int, parent_pid: int) -> None:
+    def _start(self, count: int) -> list[_Worker]:
+        """Fork the next ``count`` workers; return them."""
         # Output buffered now would be written again by every child that flushes it.
         for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(AttributeError, OSError, ValueError):
+            try:  # (not contextlib.suppress: this runs at every fork, keep it light)  # noqa: SIM105
                 stream.flush()
+            except (AttributeError, OSError, ValueError):
+                pass
         # Objects the child inherits are never scanned by its garbage collector, which
         # would otherwise copy (on write) every page holding one.
         # (Not when the program froze objects itself: unfreezing would undo that.)
@@ -414,63 +426,105 @@ class _ForkedMap:
         # SIGINT is blocked while forking: a Ctrl-C landing in a child between fork() and
         # its first line would unwind the caller's code there. The children keep it
         # blocked (see worker.serve); the caller restores its signal mask right after.
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
+        mask = _sigmask(signal.SIG_BLOCK, _SIGINT)
         # The BLAS limit is set here, around the forks, for the children to inherit
         # (see pashmap_shm.blas_threads on why not in the children).
-        limiter = limit_blas_threads(*self.blas) if self.blas is not None else None
+        changed = limit_blas_threads(*self.blas, around_fork=True) if self.blas is not None else []
         try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", _FORK_WARNING, DeprecationWarning)
-                for worker_id in range(self.num_workers):
-                    if worker_id and not _shares_left(queue_read):
-                        break
-                    read_fd, write_fd = os.pipe()
-                    try:
-                        pid = os.fork()
-                    except BaseException:
-                        os.close(read_fd)
-                        os.close(write_fd)
-                        raise
-                    if pid == 0:
-                        os.close(read_fd)
-                        for worker in self.workers:
-                            os.close(worker.fd)
-                        serve(
-                            worker_id,
-                            self.kernel,
-                            self.target,
-                            self.shares,
-                            queue_read,
-                            write_fd,
-                            parent_pid,
-                            counts=self.counts,
-                        )
-                    os.close(write_fd)
-                    self.workers.append(_Worker(worker_id, pid, read_fd))
+            if _FORK_WARNS:
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", _FORK_WARNING, DeprecationWarning)
+                    return self._fork(count)
+            return self._fork(count)
         finally:
-            if limiter is not None:
-                restore_after_fork(self.blas[0], limiter)  # type: ignore[index]
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            restore_blas_threads(changed, after_fork=True)
+            _sigmask(signal.SIG_SETMASK, mask)
             if freeze:
                 gc.unfreeze()
 
+    def _fork(self, count: int) -> list[_Worker]:
+        # A new child usually starts on the caller's CPU and runs only once the caller
+        # sleeps (in poll), and every page the caller writes meanwhile is copied: so all
+        # the bookkeeping is done before the fork, and after it only what must be.
+        started = []
+        for _ in range(count):
+            worker_id = len(self.workers)
+            read_fd, write_fd = os.pipe()
+            worker = _Worker(worker_id, 0, read_fd)
+            self.poller.register(read_fd, select.POLLIN)
+            self.watched[read_fd] = worker
+            self.workers.append(worker)
+            started.append(worker)
+            try:
+                pid = os.fork()
+            except BaseException:
+                del self.watched[read_fd]
+                self.poller.unregister(read_fd)
+                self.workers.pop()
+                started.pop()
+                os.close(read_fd)
+                os.close(write_fd)
+                raise
+            if pid == 0:
+                for other in self.workers:
+                    os.close(other.fd)
+                serve(
+                    worker_id,
+                    self.kernel,
+                    self.target,
+                    self.shares,
+                    self.queue_fd,
+                    write_fd,
+                    self.parent_pid,
+                    counts=self.counts,
+                )
+            worker.pid = pid
+            os.close(write_fd)
+        # Let a child queued on this CPU run now rather than after the caller's
+        # bookkeeping (0.1 ms per map; nothing happens when it runs on another CPU).
+        os.sched_yield()
+        return started
+
     def _collect(self) -> None:
-        poller = select.poll()
-        watched = {}
-        for worker in self.workers:
-            poller.register(worker.fd, select.POLLIN)
-            watched[worker.fd] = worker
+        """Start the workers, read their messages until all are done, ramping up."""
+        poller = self.poller
+        watched = self.watched
+
+        def start(count: int) -> None:
+            for worker in self._start(count):
+                if worker.fd not in watched:  # (forked workers are registered already)
+                    poller.register(worker.fd, select.POLLIN)
+                    watched[worker.fd] = worker
+
+        # A map too long for one worker to finish while the next one forks starts them
+        # all at once; any other map starts one and adds more only while shares wait.
+        start(self.num_workers if _element_count(self.shares) >= _START_ALL_AT else 1)
+        ramp_at = time.monotonic() + _RAMP_UP if len(self.workers) < self.num_workers else None
         deadline = self.deadline
-        wait_ms = _POLL_MS
         while watched:
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    # The caller's finally block kills and reaps the workers.
-                    raise MapTimeoutError(
-                        "the map did not finish before its timeout; its workers were stopped"
-                    )
-                wait_ms = min(_POLL_MS, math.ceil(left * 1000))
+            wait_ms = _POLL_MS
+            if deadline is not None or ramp_at is not None:
+                now = time.monotonic()
+                if deadline is not None:
+                    left = deadline - now
+                    if left <= 0:
+                        # run() kills and reaps the workers.
+                        raise MapTimeoutError(
+                            "the map did not finish before its timeout; its workers were stopped"
+                        )
+                    wait_ms = min(wait_ms, math.ceil(left * 1000))
+                if ramp_at is not None:
+                    if now >= ramp_at:
+                        if _queued_bytes(self.queue_fd):
+                            start(1)
+                        now = time.monotonic()
+                        ramp_at = (
+                            now + _RAMP_UP
+                            if len(self.workers) < self.num_workers and _queued_bytes(self.queue_fd)
+                            else None
+                        )
+                    if ramp_at is not None:
+                        wait_ms = min(wait_ms, math.ceil((ramp_at - now) * 1000))
             events = poller.poll(wait_ms)
             if not events:
                 self._check_alive()
@@ -484,7 +538,6 @@ class _ForkedMap:
                     raise self._died(worker)
                 worker.buffer += chunk
                 self._handle_messages(worker)
-            for fd, worker in list(watched.items()):
                 if worker.done:
                     poller.unregister(fd)
                     del watched[fd]
@@ -537,7 +590,7 @@ class _ForkedMap:
 
     def _stop_all(self) -> None:
         """Kill what still runs, reap every worker, close every pipe; never interrupted."""
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGINT)
+        mask = _sigmask(signal.SIG_BLOCK, _SIGINT)
         try:
             for worker in self.workers:
                 if not worker.reaped and not worker.done:
@@ -550,7 +603,7 @@ class _ForkedMap:
                 os.close(worker.fd)
             self.workers.clear()
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            _sigmask(signal.SIG_SETMASK, mask)
 
 
 def _check_start_method(start_method: object, context_name: str) -> str:
@@ -570,15 +623,11 @@ def _check_start_method(start_method: object, context_name: str) -> str:
     return str(start_method)
 
 
-def _shares_left(queue_fd: int) -> bool:
-    """Whether shares are still queued after the last worker had time to take them."""
-    deadline = time.monotonic() + _RAMP_UP
-    while True:
-        if not _queued_bytes(queue_fd):
-            return False
-        if time.monotonic() >= deadline:
-            return True
-        time.sleep(_RAMP_UP_STEP)
+def _element_count(shares: Sequence[Any]) -> int:
+    """The number of elements in ``shares`` when they are ranges (else 0: unknown)."""
+    if all(type(share) is range for share in shares):
+        return sum(map(len, shares))
+    return 0
 
 
 def _queued_bytes(fd: int) -> int:

@@ -23,6 +23,7 @@ import pickle
 import struct
 import traceback
 from array import array
+from typing import Any
 
 from pashmap import PashmapError
 
@@ -37,6 +38,7 @@ __all__ = [
     "decode_none_counts",
     "encode_exception",
     "encode_none_counts",
+    "pickle_values",
     "send",
 ]
 
@@ -89,6 +91,39 @@ def send(fd: int, kind: int, share: int, payload: bytes = b"") -> None:
     while data:
         written = os.write(fd, data)
         data = data[written:]
+
+
+def pickle_values(values: list[Any]) -> bytes | None:
+    """Pickle one share's return values, or return ``None`` when every value is ``None``.
+
+    The pickle of a list of ``None`` is the same bytes for every list of that length, and
+    only ``None`` pickles to the ``N`` opcode, so comparing with it is an exact test that
+    calls no ``__eq__`` of the kernel's values (``values.count(None)`` would, and numpy
+    arrays do not answer it with a bool). It is also about 3.5 times cheaper than testing
+    each value with ``is not None``, which matters for the cheapest kernels.
+    """
+    count = len(values)
+    if count <= _SHORT:
+        # A short share is checked value by value: in a freshly forked worker this
+        # touches no object but the values, where a first pickle.dumps() copies a dozen
+        # pages (tens of microseconds) from the caller.
+        for value in values:
+            if value is not None:
+                return pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)
+        return None
+    payload = pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)
+    nones = _none_pickles.get(count)
+    if nones is None:
+        nones = pickle.dumps([None] * count, protocol=pickle.HIGHEST_PROTOCOL)
+        if len(_none_pickles) < _NONE_PICKLES_KEPT:
+            _none_pickles[count] = nones
+    return None if payload == nones else payload
+
+
+_SHORT = 64
+# A map's shares have one or two lengths; keep the pickles of the first few.
+_NONE_PICKLES_KEPT = 8
+_none_pickles: dict[int, bytes] = {}
 
 
 def encode_none_counts(pairs: array[int]) -> bytes:

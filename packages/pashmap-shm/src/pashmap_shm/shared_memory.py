@@ -59,18 +59,16 @@ _returned: deque[_Entry] = deque()
 # Start address -> size of every mapping made here that is still mapped.
 _mapped: dict[int, int] = {}
 _limit: int | None = None
-# True in a child made by fork(): the cache state it inherited is the parent's, whose
-# "free" blocks the parent may hand out again at any time, and whose arrays the child
-# may drop while the parent still uses them. A child never reuses blocks.
-_forked = False
+# The process this cache belongs to. In a child made by fork() the cache state it
+# inherited is the parent's, whose "free" blocks the parent may hand out again at any
+# time, and whose arrays the child may drop while the parent still uses them: a child
+# never reuses blocks. (Checked by pid, not set by an at-fork hook, which every fork of
+# the program would run, worker or not.)
+_owner_pid = os.getpid()
 
 
-def _after_fork_in_child() -> None:
-    global _forked
-    _forked = True
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+def _forked() -> bool:
+    return os.getpid() != _owner_pid
 
 
 class _Block:
@@ -217,7 +215,7 @@ def clear_cache() -> int:
     Returns:
         The number of bytes released (0 in a forked worker, which never caches).
     """
-    if _forked:
+    if _forked():
         return 0
     with _lock:
         _absorb_returned()
@@ -229,7 +227,7 @@ def clear_cache() -> int:
 # ----------------------------------------------------------------- internals
 def _give_back(entry: _Entry) -> None:
     """Finalizer of a block's owner: keep the mapping for reuse, or unmap it."""
-    if _forked:
+    if _forked():
         return  # the parent may still use it; the mapping goes with this process
     _returned.append(entry)
     # Not blocking: this may run from garbage collection inside an allocation that holds
@@ -244,7 +242,7 @@ def _give_back(entry: _Entry) -> None:
 def _take_cached(size: int) -> _Entry | None:
     """Pop the smallest cached block of at least ``size`` bytes (and not much more)."""
     global _free_bytes
-    if _forked:
+    if _forked():
         return None
     with _lock:
         _absorb_returned()

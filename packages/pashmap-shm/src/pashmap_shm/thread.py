@@ -27,6 +27,7 @@ from pashmap_shm.blas_threads import (
     blas_controller,
     limit_blas_threads,
     resolve_blas_threads,
+    restore_blas_threads,
 )
 from pashmap_shm.scheduling import split_target
 from pashmap_shm.workers import in_worker, mark_thread_as_worker, resolve_num_workers
@@ -142,9 +143,9 @@ class ThreadContext(BaseContext):
                 for share in shares
                 for value in run_share(kernel, 0, target, share, deadline=deadline)
             ]
-        limiter = None
+        changed = []
         if self._blas_threads is not None:
-            limiter = limit_blas_threads(blas_controller(), self._blas_threads)
+            changed = limit_blas_threads(blas_controller(), self._blas_threads)
         try:
             with progress_counts(self, target, progress) as counts:
                 threaded = _ThreadedMap(
@@ -152,8 +153,7 @@ class ThreadContext(BaseContext):
                 )
                 return threaded.run()
         finally:
-            if limiter is not None:
-                limiter.restore_original_limits()
+            restore_blas_threads(changed)
 
 
 class _ThreadedMap:

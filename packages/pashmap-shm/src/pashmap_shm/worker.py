@@ -11,27 +11,33 @@ from __future__ import annotations
 
 import ctypes
 import os
-import pickle
 import signal
 import sys
 from array import array
 from collections.abc import Callable, Sequence
-from itertools import repeat
-from operator import is_not
 from typing import Any, NoReturn
 
 import numpy as np
 from numpy.typing import NDArray
 
 from pashmap import MapTarget
-from pashmap.execution import run_share
-from pashmap.worker import worker_scope
-from pashmap_shm import protocol
+from pashmap.execution import share_runner
+from pashmap.worker import process_worker_scope
+from pashmap_shm.protocol import (
+    DONE,
+    ERROR,
+    RESULTS,
+    encode_exception,
+    encode_none_counts,
+    pickle_values,
+    send,
+)
 from pashmap_shm.workers import mark_process_as_worker
 
 __all__ = ["serve"]
 
 _PR_SET_PDEATHSIG = 1
+_SIGKILL = int(signal.SIGKILL)  # a plain int: ctypes converts it without calling into enum
 try:
     _prctl: Any = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):  # not Linux
@@ -51,7 +57,7 @@ def serve(
 ) -> NoReturn:
     """Run shares until the queue is empty, then exit the process; never returns.
 
-    The whole run is one :func:`pashmap.worker.worker_scope`, so per-worker values are
+    The whole run is one :func:`pashmap.worker.process_worker_scope`, so per-worker values are
     torn down here, before the caller hears that this worker is done.
 
     A timeout needs nothing here: the caller kills the workers when it passes, which
@@ -77,26 +83,29 @@ def serve(
         # SIG_IGN, which costs a tenth of a millisecond in a fresh child.)
         _exit_with_parent(parent_pid)
         mark_process_as_worker()
+        # Every page this process writes is copied from the caller first (about 2 us
+        # each), so the loop below touches as few objects as it can.
+        run = share_runner(kernel, worker_id, target, counts=counts)
         none_counts = array("q")
         read = os.read
+        from_bytes = int.from_bytes
         byteorder = sys.byteorder
-        with worker_scope(worker_id):
+        with process_worker_scope(worker_id):
             while record := read(queue_fd, 4):
-                share = int.from_bytes(record, byteorder)
-                values = run_share(kernel, worker_id, target, shares[share], counts=counts)
-                # Not values.count(None): == on numpy arrays does not give a bool.
-                if not any(map(is_not, values, repeat(None))):
+                share = from_bytes(record, byteorder)
+                values = run(shares[share])
+                payload = pickle_values(values)
+                if payload is None:
                     none_counts.append(share)
                     none_counts.append(len(values))
                 else:
-                    payload = pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)
-                    protocol.send(result_fd, protocol.RESULTS, share, payload)
+                    send(result_fd, RESULTS, share, payload)
             share = -1  # a teardown that raises belongs to no share
-        protocol.send(result_fd, protocol.DONE, -1, protocol.encode_none_counts(none_counts))
+        send(result_fd, DONE, -1, encode_none_counts(none_counts))
     except BaseException as exc:
         code = 1
         try:
-            protocol.send(result_fd, protocol.ERROR, share, protocol.encode_exception(exc))
+            send(result_fd, ERROR, share, encode_exception(exc))
         except BaseException:
             code = 2
     finally:
@@ -110,6 +119,6 @@ def serve(
 def _exit_with_parent(parent_pid: int) -> None:
     """Have the kernel kill this worker if the caller dies, so no worker is orphaned."""
     if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        _prctl(_PR_SET_PDEATHSIG, _SIGKILL)
     if os.getppid() != parent_pid:  # the caller died before prctl took effect
         os._exit(3)

@@ -30,16 +30,20 @@ __all__ = ["close_inherited_files", "handles_pid"]
 # The process whose open files EXtra-data's FileAccess registry holds. A forked child
 # inherits this value, sees a different os.getpid() and knows its handles are inherited.
 _handles_pid = os.getpid()
+# The lock below and the process it was made in: a lock held by another thread at fork
+# time would stay locked forever in the child, so a child makes its own. (Checked by
+# pid, not reset by an at-fork hook, which every fork of the program would run.)
 _lock = threading.Lock()
+_lock_pid = _handles_pid
 
 
-def _after_fork_in_child() -> None:
-    # A lock held by another thread at fork time would stay locked forever in the child.
-    global _lock
-    _lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+def _process_lock() -> threading.Lock:
+    global _lock, _lock_pid
+    pid = os.getpid()
+    if pid != _lock_pid:
+        _lock = threading.Lock()
+        _lock_pid = pid
+    return _lock
 
 
 def handles_pid() -> int:
@@ -70,7 +74,7 @@ def close_inherited_files() -> int:
     pid = os.getpid()
     if pid == _handles_pid:
         return 0
-    with _lock:
+    with _process_lock():
         if pid == _handles_pid:
             return 0
         closed = 0
