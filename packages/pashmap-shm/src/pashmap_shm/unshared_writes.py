@@ -87,6 +87,8 @@ def unshared_written_arrays(kernel: Callable[..., Any]) -> list[str]:
     if unwrapped is None:
         return []
     function, bound = unwrapped
+    if not _may_refer_to_unshared(function, bound):
+        return []  # nothing to look for: skip reading and parsing the source
     written = _written_paths(function.__code__)
     if not written:
         return []
@@ -124,6 +126,65 @@ def _unwrap(kernel: Callable[..., Any]) -> tuple[types.FunctionType, dict[str, A
         else:
             return None
     return None
+
+
+# Values that cannot hold a writable array (modules are left out on purpose: writing
+# into a module's array attribute from a kernel is rare, and looking would mean
+# reading the source of nearly every kernel, which refers to numpy).
+_NOT_CONTAINERS = (
+    int,
+    float,
+    complex,
+    str,
+    bytes,
+    type(None),
+    type,
+    types.ModuleType,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    functools.partial,
+    np.ufunc,
+    np.generic,
+    np.dtype,
+)
+
+
+def _may_refer_to_unshared(function: types.FunctionType, bound: dict[str, Any]) -> bool:
+    """Whether any outside value the kernel can name might hold an unshared, writable array.
+
+    Cheap (no source is read): the kernel's bound arguments, closure variables and the
+    globals its code names. Reading and parsing the source costs milliseconds (more on a
+    program's first map), too much to spend on every kernel that writes into shared
+    arrays only.
+    """
+    values: list[Any] = list(bound.values())
+    for cell in function.__closure__ or ():
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            continue
+    module_globals = function.__globals__
+    for name in _global_names(function.__code__):
+        if name in module_globals:
+            values.append(module_globals[name])
+    for value in values:
+        if isinstance(value, np.ndarray):
+            if value.flags.writeable and value.size and not is_shared(value):
+                return True
+        elif not isinstance(value, _NOT_CONTAINERS):
+            return True  # e.g. a bound method's self: its attributes may be arrays
+    return False
+
+
+@functools.lru_cache(maxsize=256)
+def _global_names(code: types.CodeType) -> frozenset[str]:
+    """The names the code (and the code nested in it) may look up as globals."""
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            names |= _global_names(constant)
+    return frozenset(names)
 
 
 def _resolve(
