@@ -71,6 +71,8 @@ def resolve_options(options: Mapping[str, Any]) -> dict[str, Any]:
         The options to pass to ``run``: the context's own options unchanged, plus
         ``progress=True`` and ``timeout=<seconds>`` only when they are in effect.
     """
+    if not options and not _defaults["progress"] and _defaults["timeout"] is None:
+        return {}  # the usual case, at every map
     resolved = dict(options)
     for name in COMMON_OPTIONS:
         resolved.setdefault(name, _defaults[name])

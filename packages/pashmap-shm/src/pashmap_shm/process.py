@@ -359,7 +359,7 @@ class _ForkedMap:
         self.poller = select.poll()
         self.watched: dict[int, _Worker] = {}  # the workers still running, by pipe
         self.values: list[list[Any] | None] = [None] * len(shares)
-        self.none_counts: list[tuple[int, int]] = []
+        self.none_counts = array("q")  # (share, count) pairs, flat
 
     def run(self) -> list[Any]:
         self.parent_pid = os.getpid()
@@ -381,8 +381,9 @@ class _ForkedMap:
     def _in_index_order(self) -> list[Any]:
         """The values of every share, concatenated in share order."""
         sizes = [0] * len(self.shares)
-        for share, count in self.none_counts:
-            sizes[share] = count
+        flat = self.none_counts
+        for position in range(0, len(flat), 2):
+            sizes[flat[position]] = flat[position + 1]
         returned = False
         for share, values in enumerate(self.values):
             if values is not None:
@@ -556,7 +557,7 @@ class _ForkedMap:
             if kind == protocol.RESULTS:
                 self.values[share] = pickle.loads(payload)
             elif kind == protocol.DONE:
-                self.none_counts.extend(protocol.decode_none_counts(payload))
+                self.none_counts.frombytes(payload)
                 worker.done = True
             else:
                 raise protocol.decode_exception(payload)
