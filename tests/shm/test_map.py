@@ -227,3 +227,42 @@ def test_kernels_returning_arrays(context: BaseContext) -> None:
     """Arrays, whose == does not give a bool, come back as values."""
     values = context.map(lambda wid, i, v: np.full(3, v), range(50))
     np.testing.assert_array_equal(np.stack(values), np.repeat(np.arange(50), 3).reshape(50, 3))
+
+
+class EqualsEverything:
+    """A value that says it equals None: the all-None check must not be fooled by it."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = object.__hash__
+
+
+@pytest.mark.parametrize("n", [5, 300, 5000])
+def test_values_that_compare_equal_to_none_are_kept(n: int) -> None:
+    ctx = ProcessContext(2)
+    odd = EqualsEverything()
+    # One value in the last share only; short and long shares take different checks.
+    values = ctx.map(lambda wid, i, v: odd if i == n - 1 else None, range(n))
+    assert values[:-1] == [None] * (n - 1)
+    assert isinstance(values[-1], EqualsEverything)
+
+
+def test_array_values_in_long_shares_come_back() -> None:
+    values = ProcessContext(2).map(
+        lambda wid, i, v: np.full(3, i) if i % 1000 == 0 else None, range(4000)
+    )
+    assert [i for i, value in enumerate(values) if value is not None] == [0, 1000, 2000, 3000]
+    assert all((values[i] == i).all() for i in (0, 1000, 2000, 3000))
+
+
+def test_a_large_map_starts_every_worker_at_once() -> None:
+    ctx = ProcessContext(2)
+    n = 200_000  # at least 50 000 elements: no ramp-up, both start at the first fork
+    workers = ctx.full(n, -1, dtype=np.int64)
+
+    def kernel(worker_id: int, index: int, value: int) -> None:
+        workers[index] = worker_id
+
+    ctx.map(kernel, range(n))
+    assert set(workers.tolist()) == {0, 1}

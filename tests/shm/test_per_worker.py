@@ -126,3 +126,21 @@ def test_nested_map_keeps_the_outer_workers_state(ctx: BaseContext) -> None:
 
     ctx.map(outer, range(10))
     assert acc.result().tolist() == [30]
+
+
+def test_process_workers_ignore_a_scope_inherited_from_the_caller() -> None:
+    from pashmap.worker import current_worker_id
+    from pashmap_shm import ProcessContext
+
+    ctx = ProcessContext(2)
+    agrees = ctx.zeros(8, dtype=np.int64)
+
+    def inner(worker_id: int, index: int, value: int) -> None:
+        agrees[index] = current_worker_id() == worker_id
+
+    def outer(worker_id: int, index: int, value: int) -> None:
+        # Forked from inside a LocalContext worker scope (worker 0 of the outer map).
+        ctx.map(inner, range(8), shares=8)
+
+    pm.LocalContext().map(outer, [0])
+    assert agrees.tolist() == [1] * 8

@@ -169,3 +169,30 @@ def test_properties_are_not_run() -> None:
 
     assert unshared_written_arrays(Lazy().kernel) == []
     assert Lazy.calls == 0
+
+
+def test_the_source_is_not_read_when_every_array_named_is_shared(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pashmap_shm import unshared_writes
+
+    ctx = ProcessContext(2)
+    out = ctx.zeros(10)
+    factor = 3.0
+
+    def kernel(worker_id: int, index: int, value: float) -> None:
+        out[index] = factor * value * np.pi
+
+    def no_source(code: object) -> frozenset[tuple[str, ...]]:
+        raise AssertionError("the source was read")
+
+    monkeypatch.setattr(unshared_writes, "_written_paths", no_source)
+    assert unshared_written_arrays(kernel) == []
+    # An unshared array among the names: then the source is read.
+    private = np.zeros(10)
+
+    def writes_private(worker_id: int, index: int, value: float) -> None:
+        private[index] = value
+
+    with pytest.raises(AssertionError, match="the source was read"):
+        unshared_written_arrays(writes_private)

@@ -19,6 +19,12 @@ and restored in the caller, the caller as much while the workers run (a 25 % slo
 per-element benchmark on 2 cores). So the caller, after restoring its count, shuts the
 restarted pool down again (``blas_thread_shutdown_``, what OpenBLAS's own fork handler
 calls); it starts again at the caller's next BLAS call, as after any fork.
+
+For OpenBLAS built with pthreads (numpy's wheels), ``ProcessContext`` avoids even that:
+around its forks it writes the thread count OpenBLAS keeps (the exported
+``blas_cpu_number``) directly, which starts no thread, so a map costs no thread start
+and join in the caller. Other libraries, or an OpenBLAS that does not export it, go
+through threadpoolctl as described above.
 """
 
 from __future__ import annotations

@@ -106,7 +106,9 @@ class ProcessContext(BaseContext):
 
     Workers are forked one after another, the next one only while shares are still
     waiting (2 ms after the previous one started), so a map of a few cheap elements
-    costs a single fork; ``worker_id`` is always in ``range(num_workers)``.
+    costs a single fork; a map of 50 000 elements or more (which keeps a worker busy
+    for longer than a fork takes, whatever the kernel) starts them all at once.
+    ``worker_id`` is always in ``range(num_workers)``.
 
     Behaviour at the edges:
 
