@@ -40,8 +40,8 @@ def test_importtime_of_pashmap_itself_is_small() -> None:
 
 def test_plugins_load_on_first_use() -> None:
     loaded = run(
-        "import sys, pashmap as pm\n"
-        "pm.map(lambda w, i, v: v, [1])\n"
+        "import sys, collections, pashmap as pm\n"
+        "pm.map(lambda w, i, v: v, collections.UserList([1]))\n"
         "print(' '.join(sorted(sys.modules)))"
     ).split()
     assert "importlib.metadata" in loaded  # the targets were discovered

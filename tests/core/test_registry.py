@@ -316,3 +316,25 @@ def test_discovery_warnings_are_not_errors_for_good_plugins() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         registry.target_factories()
+
+
+def test_a_plugin_installed_after_a_map_over_a_list_is_still_asked(install_plugin) -> None:  # type: ignore[no-untyped-def]
+    assert pm.map(lambda w, i, v: v, [1, 2]) == [1, 2]  # remembers: lists -> 'sequence'
+    install_plugin(
+        "pm-test-lists-later",
+        """
+        [pashmap.targets]
+        lists_later = pm_test_lists_later:ListTarget
+        """,
+        "pm_test_lists_later",
+        """
+        import pashmap as pm
+
+        class ListTarget(pm.SequenceTarget):
+            @classmethod
+            def accepts(cls, obj):
+                return isinstance(obj, list)
+        """,
+    )
+    with pytest.raises(TypeError, match="several targets accept it"):
+        pm.map(lambda w, i, v: v, [1, 2])

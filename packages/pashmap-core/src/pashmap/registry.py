@@ -224,7 +224,14 @@ def resolve_target(obj: object, /) -> MapTarget[Any]:
         MissingTargetPluginError: ``obj`` comes from a library whose pashmap plugin is
             not installed (a ``TypeError`` that says what to ``pip install``).
     """
-    hook = getattr(type(obj), "__pashmap_target__", None)
+    global _memo_for
+    kind = type(obj)
+    factories = target_factories()
+    if _memo_for is factories:
+        factory = _memo.get(kind)
+        if factory is not None and (kind is not _ndarray() or obj.ndim):  # type: ignore[attr-defined]
+            return factory(obj)
+    hook = getattr(kind, "__pashmap_target__", None)
     if hook is not None:
         target = hook(obj)
         if not is_map_target(target):
@@ -235,9 +242,13 @@ def resolve_target(obj: object, /) -> MapTarget[Any]:
         return target
     if is_map_target(obj):
         return obj
-    factories = target_factories()
     matches = [(reg, factory) for reg, factory in factories if _accepts(reg, factory, obj)]
     if len(matches) == 1:
+        if kind in _MEMO_TYPES or kind is _ndarray():
+            if _memo_for is not factories:
+                _memo.clear()
+                _memo_for = factories
+            _memo[kind] = matches[0][1]
         return matches[0][1](obj)
     if matches:
         names = ", ".join(
@@ -248,6 +259,22 @@ def resolve_target(obj: object, /) -> MapTarget[Any]:
             f"{names}; wrap it in the one you mean, e.g. pm.map(kernel, SomeTarget(obj))"
         )
     raise _unknown_target_error(obj, factories)
+
+
+# The types mapped over most, whose factory is remembered once a map over one found
+# exactly one (so that a plugin claiming them still makes the map ambiguous): a map
+# over a list or an array then calls no factory's accepts(). (A factory deciding by the
+# value of a list, not its type, would be asked only about the first one.)
+_MEMO_TYPES = frozenset({list, tuple, range})
+_memo: dict[type, TargetFactory] = {}
+_memo_for: object = None  # the target_factories() the memo belongs to
+
+
+@functools.cache
+def _ndarray() -> type:
+    import numpy as np
+
+    return np.ndarray
 
 
 def is_map_target(obj: object, /) -> TypeGuard[MapTarget[Any]]:

@@ -267,11 +267,11 @@ class ProcessContext(BaseContext):
         blas = None
         if self._blas_threads is not None:
             blas = (blas_controller(), self._blas_threads)
+        num_workers = min(self._num_workers, len(shares))
+        if not progress:
+            return _ForkedMap(kernel, target, shares, num_workers, None, deadline, blas).run()
         with progress_counts(self, target, progress) as counts:
-            forked = _ForkedMap(
-                kernel, target, shares, min(self._num_workers, len(shares)), counts, deadline, blas
-            )
-            return forked.run()
+            return _ForkedMap(kernel, target, shares, num_workers, counts, deadline, blas).run()
 
     def _run_pooled(
         self,

@@ -83,6 +83,12 @@ def unshared_written_arrays(kernel: Callable[..., Any]) -> list[str]:
         ``'self.out'``) that hold such arrays, sorted; empty when nothing is wrong or the
         kernel's source is not available.
     """
+    if (
+        type(kernel) is types.FunctionType
+        and kernel.__closure__ is None
+        and not _global_names(kernel.__code__)
+    ):
+        return []  # refers to nothing outside itself (checked at every map: keep it cheap)
     unwrapped = _unwrap(kernel)
     if unwrapped is None:
         return []

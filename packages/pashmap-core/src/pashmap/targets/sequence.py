@@ -13,6 +13,7 @@ T = TypeVar("T")
 
 # Types whose slices are cheap views or shallow copies of the same elements.
 _SLICEABLE = (list, tuple, range, str, bytes, bytearray, memoryview)
+_BUILTIN_SEQUENCES = frozenset({list, tuple, range, str, bytes, bytearray, memoryview})
 
 
 class SequenceTarget(Generic[T]):
@@ -41,7 +42,8 @@ class SequenceTarget(Generic[T]):
     @classmethod
     def accepts(cls, obj: object) -> bool:
         """Whether ``obj`` is a ``collections.abc.Sequence``."""
-        return isinstance(obj, Sequence)
+        # The built-in sequences first: no trip through the ABC machinery at every map.
+        return type(obj) in _BUILTIN_SEQUENCES or isinstance(obj, Sequence)
 
     def __len__(self) -> int:
         return len(self.sequence)
