@@ -627,9 +627,13 @@ def _check_start_method(start_method: object, context_name: str) -> str:
 
 
 def _element_count(shares: Sequence[Any]) -> int:
-    """The number of elements in ``shares`` when they are ranges (else 0: unknown)."""
-    if all(type(share) is range for share in shares):
-        return sum(map(len, shares))
+    """The number of elements in ``shares`` when they are ranges (else 0: unknown).
+
+    Shares are contiguous and in order, so the first and the last tell.
+    """
+    first, last = shares[0], shares[-1]
+    if type(first) is range and type(last) is range and first.step == 1 == last.step:
+        return max(0, last.stop - first.start)
     return 0
 
 
