@@ -266,3 +266,25 @@ def test_a_large_map_starts_every_worker_at_once() -> None:
 
     ctx.map(kernel, range(n))
     assert set(workers.tolist()) == {0, 1}
+
+
+def test_a_kernel_known_to_return_none_under_processes() -> None:
+    ctx = ProcessContext(2)
+    n = 100_000
+    out = ctx.zeros(n)
+
+    def kernel(worker_id: int, index: int, value: float) -> None:
+        out[index] = 2 * value
+        if index % 7 == 0:
+            return
+
+    inp = np.arange(n, dtype=np.float64)
+    assert ctx.map(kernel, inp) == [None] * n
+    np.testing.assert_array_equal(out, 2 * inp)
+
+    def sometimes(worker_id: int, index: int, value: float) -> float | None:
+        return value if index == n - 1 else None
+
+    values = ctx.map(sometimes, inp)
+    assert values[-1] == n - 1
+    assert values[:-1] == [None] * (n - 1)

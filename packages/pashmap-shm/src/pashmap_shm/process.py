@@ -48,7 +48,7 @@ from numpy.typing import NDArray
 
 from pashmap import BaseContext, MapTarget, MapTimeoutError, WorkerDiedError
 from pashmap.allocation import Order
-from pashmap.execution import deadline_after, run_share
+from pashmap.execution import deadline_after, returns_only_none, run_share
 from pashmap.progress import progress_counts
 from pashmap_shm import protocol
 from pashmap_shm.blas_threads import (
@@ -358,6 +358,7 @@ class _ForkedMap:
         self.deadline = deadline
         self.blas = blas
         self.workers: list[_Worker] = []
+        self.returns_none = returns_only_none(kernel)
         self.poller = select.poll()
         self.watched: dict[int, _Worker] = {}  # the workers still running, by pipe
         self.values: list[list[Any] | None] = [None] * len(shares)
@@ -480,6 +481,7 @@ class _ForkedMap:
                     write_fd,
                     self.parent_pid,
                     counts=self.counts,
+                    returns_none=self.returns_none,
                 )
             worker.pid = pid
             os.close(write_fd)

@@ -14,7 +14,8 @@ import os
 import signal
 import sys
 from array import array
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
 from typing import Any, NoReturn
 
@@ -56,6 +57,7 @@ def serve(
     parent_pid: int,
     *,
     counts: NDArray[np.int64] | None = None,
+    returns_none: bool = False,
 ) -> NoReturn:
     """Run shares until the queue is empty, then exit the process; never returns.
 
@@ -75,6 +77,8 @@ def serve(
         result_fd: the write end of this worker's pipe to the caller.
         parent_pid: the caller's process id.
         counts: the progress counters in shared memory, or ``None``.
+        returns_none: the kernel is known to return only ``None``
+            (:func:`pashmap.execution.returns_only_none`): its values are not collected.
     """
     code = 0
     share = -1
@@ -93,6 +97,7 @@ def serve(
         )
         run = share_runner(kernel, worker_id, target, counts=counts) if columns is None else None
         workers = repeat(worker_id)
+        consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
         none_counts = array("q")
         read = os.read
         from_bytes = int.from_bytes
@@ -101,7 +106,15 @@ def serve(
             while record := read(queue_fd, 4):
                 share = from_bytes(record, byteorder)
                 if columns is not None:
-                    values = list(map(kernel, workers, *columns(shares[share])))
+                    entries = columns(shares[share])
+                    indices = entries[0]
+                    if returns_none and type(indices) is range:
+                        # Nothing to collect: call the kernel, keep no list of None.
+                        consume(map(kernel, workers, *entries))
+                        none_counts.append(share)
+                        none_counts.append(len(indices))
+                        continue
+                    values = list(map(kernel, workers, *entries))
                 elif run is not None:
                     values = run(shares[share])
                 payload = pickle_values(values)
