@@ -159,14 +159,16 @@ def test_registered_plugin_target_is_found(install_plugin) -> None:  # type: ign
         pm.map(lambda w, i, v: v, {})  # the plugin's description is listed among the accepted
 
 
-def test_ambiguous_targets_raise_naming_both(install_plugin) -> None:  # type: ignore[no-untyped-def]
+def _install_list_plugin(install_plugin, name: str) -> None:  # type: ignore[no-untyped-def]
+    """A plugin whose target claims every list (so lists become ambiguous)."""
+    module = f"pm_test_{name}"
     install_plugin(
-        "pm-test-lists",
-        """
+        f"pm-test-{name.replace('_', '-')}",
+        f"""
         [pashmap.targets]
-        lists = pm_test_lists:ListTarget
+        {name} = {module}:ListTarget
         """,
-        "pm_test_lists",
+        module,
         """
         import pashmap as pm
 
@@ -176,6 +178,10 @@ def test_ambiguous_targets_raise_naming_both(install_plugin) -> None:  # type: i
                 return isinstance(obj, list)
         """,
     )
+
+
+def test_ambiguous_targets_raise_naming_both(install_plugin) -> None:  # type: ignore[no-untyped-def]
+    _install_list_plugin(install_plugin, "lists")
     with pytest.raises(TypeError, match="several targets accept it") as info:
         pm.map(lambda w, i, v: v, [1, 2])
     assert "'sequence'" in str(info.value)
@@ -320,21 +326,6 @@ def test_discovery_warnings_are_not_errors_for_good_plugins() -> None:
 
 def test_a_plugin_installed_after_a_map_over_a_list_is_still_asked(install_plugin) -> None:  # type: ignore[no-untyped-def]
     assert pm.map(lambda w, i, v: v, [1, 2]) == [1, 2]  # remembers: lists -> 'sequence'
-    install_plugin(
-        "pm-test-lists-later",
-        """
-        [pashmap.targets]
-        lists_later = pm_test_lists_later:ListTarget
-        """,
-        "pm_test_lists_later",
-        """
-        import pashmap as pm
-
-        class ListTarget(pm.SequenceTarget):
-            @classmethod
-            def accepts(cls, obj):
-                return isinstance(obj, list)
-        """,
-    )
+    _install_list_plugin(install_plugin, "lists_later")
     with pytest.raises(TypeError, match="several targets accept it"):
         pm.map(lambda w, i, v: v, [1, 2])

@@ -114,17 +114,21 @@ class worker_scope:  # noqa: N801 - used as a function: ``with worker_scope(i):`
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         _local.scope = self.previous
-        teardowns = self.scope.teardowns
-        if not teardowns:
-            return
-        error: BaseException | None = None
-        for teardown in reversed(teardowns):
-            try:
-                teardown()
-            except BaseException as exc:
-                error = error or exc
-        if error is not None and kind is None:
-            raise error
+        if self.scope.teardowns:
+            _tear_down(self.scope, failed=kind is not None)
+
+
+def _tear_down(scope: WorkerScope, *, failed: bool) -> None:
+    """Run the scope's teardowns, last registered first; raise the first error unless
+    the body itself ``failed`` (its exception wins)."""
+    error: BaseException | None = None
+    for teardown in reversed(scope.teardowns):
+        try:
+            teardown()
+        except BaseException as exc:
+            error = error or exc
+    if error is not None and not failed:
+        raise error
 
 
 class process_worker_scope:  # noqa: N801 - used as a function, like worker_scope
@@ -156,13 +160,5 @@ class process_worker_scope:  # noqa: N801 - used as a function, like worker_scop
         global _process_worker, _process_scope
         scope = _process_scope
         _process_worker = _process_scope = None
-        if scope is None or not scope.teardowns:
-            return
-        error: BaseException | None = None
-        for teardown in reversed(scope.teardowns):
-            try:
-                teardown()
-            except BaseException as exc:
-                error = error or exc
-        if error is not None and kind is None:
-            raise error
+        if scope is not None and scope.teardowns:
+            _tear_down(scope, failed=kind is not None)
