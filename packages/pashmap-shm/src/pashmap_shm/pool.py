@@ -27,8 +27,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pashmap import MapTarget, WorkerDiedError
+from pashmap_shm.forked_map import FORK_WARNING, ForkedMap, WorkerProcess, died_error
 from pashmap_shm.pool_worker import send_map, serve_maps
-from pashmap_shm.process import _FORK_WARNING, _died_error, _ForkedMap, _Worker
 from pashmap_shm.shared_handles import dumps_with_handles
 
 __all__ = ["PoolMap", "WorkerPool"]
@@ -62,7 +62,7 @@ class WorkerPool:
             _preload_in_forkserver(context)
         try:
             with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", _FORK_WARNING, DeprecationWarning)
+                warnings.filterwarnings("ignore", FORK_WARNING, DeprecationWarning)
                 for worker_id in range(self.num_workers):
                     mine, theirs = socket.socketpair()
                     self.sockets.append(mine)
@@ -135,7 +135,7 @@ class WorkerPool:
         return code
 
 
-class PoolMap(_ForkedMap):
+class PoolMap(ForkedMap):
     """One map over the workers of a :class:`WorkerPool`."""
 
     def __init__(
@@ -152,7 +152,7 @@ class PoolMap(_ForkedMap):
         self.pool = pool
         self.blas_threads = blas_threads
 
-    def _start(self, count: int) -> list[_Worker]:
+    def _start(self, count: int) -> list[WorkerProcess]:
         """Send the map to every warm worker (they are all running: ``count`` is moot)."""
         try:
             payload, serials, fds = dumps_with_handles(
@@ -170,7 +170,7 @@ class PoolMap(_ForkedMap):
         for worker_id, (process, sock) in enumerate(
             zip(self.pool.processes, self.pool.sockets, strict=True)
         ):
-            self.workers.append(_Worker(worker_id, int(process.pid), sock.fileno()))
+            self.workers.append(WorkerProcess(worker_id, int(process.pid), sock.fileno()))
             try:
                 send_map(sock, message, [self.queue_fd, *fds])
             except OSError:
@@ -182,7 +182,7 @@ class PoolMap(_ForkedMap):
             if not worker.done and not self.pool.processes[worker.worker_id].is_alive():
                 raise self._died(worker)
 
-    def _died(self, worker: _Worker) -> WorkerDiedError:
+    def _died(self, worker: WorkerProcess) -> WorkerDiedError:
         code = self.pool.exitcode(worker.worker_id)
         worker.reaped = True
         if code is None:
@@ -191,7 +191,7 @@ class PoolMap(_ForkedMap):
             status = -code  # as os.waitpid reports a death by signal
         else:
             status = (code & 0xFF) << 8
-        return _died_error(worker, status)
+        return died_error(worker, status)
 
     def _stop_all(self) -> None:
         if not all(worker.done for worker in self.workers):
