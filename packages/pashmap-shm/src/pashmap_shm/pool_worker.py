@@ -28,7 +28,7 @@ from typing import Any, NoReturn
 # here so that a fork server that preloads this module has it ready for every worker.
 import cloudpickle  # noqa: F401
 
-from pashmap.execution import run_share
+from pashmap.execution import share_runner
 from pashmap.worker import worker_scope
 from pashmap_shm import protocol
 from pashmap_shm.blas_threads import blas_controller, limit_blas_threads
@@ -149,12 +149,11 @@ def _serve_one(worker_id: int, result_fd: int, message: bytes, fds: list[int]) -
             limit_blas_threads(blas_controller(), blas_threads)
         none_counts = array("q")
         byteorder = sys.byteorder
+        run = share_runner(kernel, worker_id, target, counts=counts)
         with worker_scope(worker_id):
             while record := os.read(queue_fd, 4):
                 share = int.from_bytes(record, byteorder)
-                values: list[Any] = run_share(
-                    kernel, worker_id, target, shares[share], counts=counts
-                )
+                values: list[Any] = run(shares[share])
                 payload = protocol.pickle_values(values)
                 if payload is None:
                     none_counts.append(share)

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from pashmap import BaseContext, MapTarget, MapTimeoutError
 from pashmap.allocation import Order
-from pashmap.execution import deadline_after, run_share
+from pashmap.execution import deadline_after, run_share, share_runner
 from pashmap.progress import progress_counts
 from pashmap.worker import worker_scope
 from pashmap_shm.blas_threads import (
@@ -230,17 +230,17 @@ class _ThreadedMap:
         mark_thread_as_worker(True)
         try:
             with worker_scope(worker_id):
-                kernel, target, shares = self.kernel, self.target, self.shares
-                counts, deadline = self.counts, self.deadline
+                shares = self.shares
+                # Past the deadline the runner starts no further element.
+                run = share_runner(
+                    self.kernel, worker_id, self.target, counts=self.counts, deadline=self.deadline
+                )
                 count = len(shares)
                 while not self.failures:
                     share = self._take()
                     if share >= count:
                         return
-                    # Past the deadline run_share starts no further element.
-                    self.values[share] = run_share(
-                        kernel, worker_id, target, shares[share], counts=counts, deadline=deadline
-                    )
+                    self.values[share] = run(shares[share])
         except BaseException as exc:
             self.failures.append(exc)
         finally:

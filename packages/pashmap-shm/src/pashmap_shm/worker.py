@@ -89,13 +89,13 @@ def serve(
         # SIG_IGN, which costs a tenth of a millisecond in a fresh child.)
         _exit_with_parent(parent_pid)
         mark_process_as_worker()
-        # Every page this process writes is copied from the caller first (about 2 us
-        # each), so the loop below touches as few objects as it can: the usual case, a
-        # columnar target without progress counters, is run_share's fast path inlined.
+        run = share_runner(kernel, worker_id, target, counts=counts)
+        # A kernel known to return only None over a columnar target (the usual case):
+        # its values are not collected at all. Every page this process writes is copied
+        # from the caller first (about 2 us each), so this path touches little.
         columns: Callable[[Any], tuple[Any, ...]] | None = (
-            getattr(target, "iterate_columns", None) if counts is None else None
+            getattr(target, "iterate_columns", None) if returns_none and counts is None else None
         )
-        run = share_runner(kernel, worker_id, target, counts=counts) if columns is None else None
         workers = repeat(worker_id)
         consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
         none_counts = array("q")
@@ -108,14 +108,13 @@ def serve(
                 if columns is not None:
                     entries = columns(shares[share])
                     indices = entries[0]
-                    if returns_none and type(indices) is range:
-                        # Nothing to collect: call the kernel, keep no list of None.
+                    if type(indices) is range:  # so its length is the number of calls
                         consume(map(kernel, workers, *entries))
                         none_counts.append(share)
                         none_counts.append(len(indices))
                         continue
                     values = list(map(kernel, workers, *entries))
-                elif run is not None:
+                else:
                     values = run(shares[share])
                 payload = pickle_values(values)
                 if payload is None:

@@ -13,7 +13,7 @@ T = TypeVar("T")
 
 # Types whose slices are cheap views or shallow copies of the same elements.
 _SLICEABLE = (list, tuple, range, str, bytes, bytearray, memoryview)
-_BUILTIN_SEQUENCES = frozenset({list, tuple, range, str, bytes, bytearray, memoryview})
+_BUILTIN_SEQUENCES = frozenset(_SLICEABLE)
 
 
 class SequenceTarget(Generic[T]):
