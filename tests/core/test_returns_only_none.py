@@ -67,3 +67,13 @@ def test_maps_still_return_one_value_per_element() -> None:
     # The kernels that return None give a list of None; the others their values.
     assert pm.map(value_or_none, [0.0, 2.0, 0.0]) == [None, 2.0, None]
     assert pm.map(returns_early, [1.0, 1.0]) == [None, None]
+
+
+def test_alternating_kernels_get_their_own_answers() -> None:
+    # The answer for the previous map's kernel is remembered without hashing its code;
+    # alternating kernels (and partials of them) must each get their own.
+    for _ in range(3):
+        assert returns_only_none(writes) is True
+        assert returns_only_none(returns_value) is False
+        assert returns_only_none(functools.partial(returns_value, 0)) is False
+        assert returns_only_none(functools.partial(writes, 0)) is True

@@ -163,6 +163,22 @@ def test_nested_map_runs_serially_in_the_worker(kind: str) -> None:
         assert inner_results == [(pid, 0)] * 5
 
 
+def test_nested_map_in_a_kernel_that_returns_nothing_runs_serially() -> None:
+    # The same under a kernel known to return None (the workers' fast path).
+    ctx = ProcessContext(2)
+    same_process = ctx.zeros(4, dtype=np.int64)
+
+    def inner(worker_id: int, index: int, value: int) -> tuple[int, int]:
+        return os.getpid(), worker_id
+
+    def outer(worker_id: int, index: int, value: int) -> None:
+        same_process[index] = pm.map(inner, range(3)) == [(os.getpid(), 0)] * 3
+
+    with pm.use_context(ctx):
+        pm.map(outer, range(4))
+    assert same_process.all()
+
+
 def test_unknown_option(context: BaseContext) -> None:
     with pytest.raises(TypeError, match=r"unexpected option.*chunks"):
         context.map(lambda wid, i, v: None, range(3), chunks=3)
@@ -288,3 +304,16 @@ def test_a_kernel_known_to_return_none_under_processes() -> None:
     values = ctx.map(sometimes, inp)
     assert values[-1] == n - 1
     assert values[:-1] == [None] * (n - 1)
+
+
+def test_the_caller_sleeps_while_a_long_map_runs() -> None:
+    # The caller waits awake for a small map's workers (a few milliseconds at most per
+    # map), then sleeps: a map of half a second costs it little CPU time.
+    import resource
+
+    ctx = ProcessContext(1)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    ctx.map(lambda worker_id, index, value: time.sleep(0.1), range(5))
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    assert used < 0.2, f"the caller used {used:.3f} s of CPU during a 0.5 s map"

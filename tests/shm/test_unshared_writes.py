@@ -196,3 +196,17 @@ def test_the_source_is_not_read_when_every_array_named_is_shared(
 
     with pytest.raises(AssertionError, match="the source was read"):
         unshared_written_arrays(writes_private)
+
+
+def test_alternating_kernels_are_each_checked_with_their_own_names() -> None:
+    # The names a kernel refers to are remembered for the kernel of the previous map
+    # only; switching back and forth must never give one kernel the other's names.
+    shared = ProcessContext(2).zeros(10)
+
+    def writes_shared(worker_id: int, index: int, value: float) -> None:
+        shared[index] = value
+
+    for _ in range(3):
+        assert unshared_written_arrays(writes_global) == ["private_global"]
+        assert unshared_written_arrays(writes_shared) == []
+        assert unshared_written_arrays(reads_global) == []

@@ -148,17 +148,31 @@ def returns_only_none(kernel: Callable[..., Any]) -> bool:
     results into arrays. Workers then need not collect and check the values. False when
     it cannot tell (a lambda, ``return value``, a generator, a callable object).
     """
+    global _last
     function: Any = kernel
-    for _ in range(10):
-        if isinstance(function, functools.partial):
-            function = function.func
-        elif isinstance(function, types.MethodType):
-            function = function.__func__
-        else:
-            break
-    if not isinstance(function, types.FunctionType):
-        return False
-    return _code_returns_only_none(function.__code__)
+    if type(function) is not types.FunctionType:
+        for _ in range(10):
+            if isinstance(function, functools.partial):
+                function = function.func
+            elif isinstance(function, types.MethodType):
+                function = function.__func__
+            else:
+                break
+        if not isinstance(function, types.FunctionType):
+            return False
+    code = function.__code__
+    # The same kernel as last time is the usual case: its answer comes without hashing
+    # the code object (as the cache does), which reads all of it. (One tuple, replaced
+    # whole, so that threads asking about different kernels cannot mix up answers.)
+    last = _last
+    if last[0] is code:
+        return last[1]
+    answer = _code_returns_only_none(code)
+    _last = (code, answer)
+    return answer
+
+
+_last: tuple[types.CodeType | None, bool] = (None, False)
 
 
 _NOT_PLAIN = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR

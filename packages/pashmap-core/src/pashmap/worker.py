@@ -16,7 +16,9 @@ __all__ = [
     "WorkerScope",
     "current_scope",
     "current_worker_id",
-    "process_worker_scope",
+    "enter_process_worker",
+    "in_process_worker",
+    "leave_process_worker",
     "worker_scope",
 ]
 
@@ -48,9 +50,18 @@ _local = threading.local()
 
 
 # In a process that is one worker for the whole map (a forked worker): its id, and its
-# scope once something asked for it (see process_worker_scope).
+# scope once something asked for it (see enter_process_worker).
 _process_worker: int | None = None
 _process_scope: WorkerScope | None = None
+
+
+def in_process_worker() -> bool:
+    """Whether this process is a forked worker running its part of a map.
+
+    True between :func:`enter_process_worker` and :func:`leave_process_worker`, in every
+    thread of the process.
+    """
+    return _process_worker is not None
 
 
 def current_scope() -> WorkerScope | None:
@@ -131,34 +142,39 @@ def _tear_down(scope: WorkerScope, *, failed: bool) -> None:
         raise error
 
 
-class process_worker_scope:  # noqa: N801 - used as a function, like worker_scope
-    """:func:`worker_scope` for a process that is a single worker while the body runs.
+def enter_process_worker(worker_id: int) -> None:
+    """Make this process worker ``worker_id`` until :func:`leave_process_worker`.
 
-    For a worker process forked for one map. Entering records only the worker id; the
-    :class:`WorkerScope` is made when something first asks for it (a
+    :func:`worker_scope` for a process that is a single worker while it runs its part
+    of a map: a worker process forked for one map. Entering records only the worker id;
+    the :class:`WorkerScope` is made when something first asks for it (a
     :class:`~pashmap.PerWorker` value, an accumulator), so a worker that needs none
-    touches almost nothing of the memory it shares, copy-on-write, with the caller.
-    Inside the body, this scope is the current one in every thread of the process (a
-    scope inherited from the caller's thread through ``fork()`` is ignored). Teardowns
-    run at the end as with :func:`worker_scope`.
+    touches almost nothing of the memory it shares, copy-on-write, with the caller. (Two
+    functions rather than a context manager: every function a forked worker runs costs
+    it page copies.) Until it leaves, this scope is the current one in every thread of
+    the process (a scope inherited from the caller's thread through ``fork()`` is
+    ignored).
 
     Args:
         worker_id: the worker's id.
     """
+    global _process_worker, _process_scope
+    _process_worker = worker_id
+    _process_scope = None
 
-    __slots__ = ("worker_id",)
 
-    def __init__(self, worker_id: int) -> None:
-        self.worker_id = worker_id
+def leave_process_worker(*, failed: bool) -> None:
+    """End what :func:`enter_process_worker` began: run the scope's teardowns.
 
-    def __enter__(self) -> None:
-        global _process_worker, _process_scope
-        _process_worker = self.worker_id
-        _process_scope = None
+    Teardowns run last registered first, as with :func:`worker_scope`; the first
+    exception from one is raised after all have run, unless ``failed`` (the worker's
+    own exception, being raised, wins).
 
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        global _process_worker, _process_scope
-        scope = _process_scope
-        _process_worker = _process_scope = None
-        if scope is not None and scope.teardowns:
-            _tear_down(scope, failed=kind is not None)
+    Args:
+        failed: the worker's body raised.
+    """
+    global _process_worker, _process_scope
+    scope = _process_scope
+    _process_worker = _process_scope = None
+    if scope is not None and scope.teardowns:
+        _tear_down(scope, failed=failed)

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from pashmap import MapTarget
 from pashmap.execution import share_runner
-from pashmap.worker import process_worker_scope
+from pashmap.worker import enter_process_worker, leave_process_worker
 from pashmap_shm.protocol import (
     DONE,
     ERROR,
@@ -34,7 +34,6 @@ from pashmap_shm.protocol import (
     pickle_values,
     send,
 )
-from pashmap_shm.workers import mark_process_as_worker
 
 __all__ = ["serve"]
 
@@ -43,6 +42,7 @@ _SIGKILL = int(signal.SIGKILL)  # a plain int: ctypes converts it without callin
 try:
     # PyDLL: the call keeps the GIL (prctl returns at once), which is cheaper.
     _prctl: Any = ctypes.PyDLL(None).prctl
+    _prctl.restype = None  # (no result object to make)
 except (OSError, AttributeError):  # not Linux
     _prctl = None
 
@@ -61,8 +61,9 @@ def serve(
 ) -> NoReturn:
     """Run shares until the queue is empty, then exit the process; never returns.
 
-    The whole run is one :func:`pashmap.worker.process_worker_scope`, so per-worker values are
-    torn down here, before the caller hears that this worker is done.
+    The whole run is one process worker scope (:func:`pashmap.worker.enter_process_worker`),
+    so per-worker values are torn down here, before the caller hears that this worker is
+    done.
 
     A timeout needs nothing here: the caller kills the workers when it passes, which
     also stops a kernel call that hangs, and saves a clock reading per element.
@@ -87,9 +88,14 @@ def serve(
         # what Ctrl-C does (it kills the workers), and a worker must not also raise
         # KeyboardInterrupt from the middle of the kernel. (Cheaper than installing
         # SIG_IGN, which costs a tenth of a millisecond in a fresh child.)
-        _exit_with_parent(parent_pid)
-        mark_process_as_worker()
-        run = share_runner(kernel, worker_id, target, counts=counts)
+        # The kernel kills this worker if the caller dies, so no worker is orphaned:
+        if _prctl is not None:
+            _prctl(_PR_SET_PDEATHSIG, _SIGKILL)
+        if os.getppid() != parent_pid:  # the caller died before prctl took effect
+            os._exit(3)
+        # (No mark_process_as_worker(): in_worker() is true in the worker scope entered
+        # below, which covers every kernel call; each call here costs page copies.)
+        run: Callable[[Any], list[Any]] | None = None  # made when first needed
         # A kernel known to return only None over a columnar target (the usual case):
         # its values are not collected at all. Every page this process writes is copied
         # from the caller first (about 2 us each), so this path touches little.
@@ -102,7 +108,8 @@ def serve(
         read = os.read
         from_bytes = int.from_bytes
         byteorder = sys.byteorder
-        with process_worker_scope(worker_id):
+        enter_process_worker(worker_id)
+        try:
             while record := read(queue_fd, 4):
                 share = from_bytes(record, byteorder)
                 if columns is not None:
@@ -115,6 +122,8 @@ def serve(
                         continue
                     values = list(map(kernel, workers, *entries))
                 else:
+                    if run is None:
+                        run = share_runner(kernel, worker_id, target, counts=counts)
                     values = run(shares[share])
                 payload = pickle_values(values)
                 if payload is None:
@@ -122,7 +131,11 @@ def serve(
                     none_counts.append(len(values))
                 else:
                     send(result_fd, RESULTS, share, payload)
-            share = -1  # a teardown that raises belongs to no share
+        except BaseException:
+            leave_process_worker(failed=True)
+            raise
+        share = -1  # a teardown that raises belongs to no share
+        leave_process_worker(failed=False)
         send(result_fd, DONE, -1, encode_none_counts(none_counts))
     except BaseException as exc:
         code = 1
@@ -136,11 +149,3 @@ def serve(
             sys.stderr.flush()
         finally:
             os._exit(code)
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    """Have the kernel kill this worker if the caller dies, so no worker is orphaned."""
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, _SIGKILL)
-    if os.getppid() != parent_pid:  # the caller died before prctl took effect
-        os._exit(3)

@@ -11,6 +11,8 @@ import operator
 import os
 import threading
 
+from pashmap.worker import in_process_worker
+
 __all__ = [
     "available_cpus",
     "in_worker",
@@ -20,7 +22,10 @@ __all__ = [
 ]
 
 _process_is_worker = False
-_thread_state = threading.local()
+# The threads running a ThreadContext's shares right now (their idents). A set rather
+# than a threading.local: in_worker() runs before every fork, where each object it
+# touches costs a page copy, and an empty set answers without asking for the thread.
+_worker_threads: set[int] = set()
 
 
 def available_cpus() -> int:
@@ -72,8 +77,18 @@ def resolve_num_workers(num_workers: object, context_name: str) -> int:
 
 
 def in_worker() -> bool:
-    """Whether the calling code runs inside a worker of a pashmap-shm context."""
-    return _process_is_worker or getattr(_thread_state, "is_worker", False)
+    """Whether the calling code runs inside a worker of a pashmap-shm context.
+
+    A process forked for one map is a worker while it runs its shares (inside
+    :func:`pashmap.worker.enter_process_worker`); a warm pool's worker process is marked
+    for its whole life (:func:`mark_process_as_worker`); a thread of a
+    :class:`~pashmap_shm.ThreadContext` while it runs its shares.
+    """
+    return (
+        _process_is_worker
+        or in_process_worker()
+        or (bool(_worker_threads) and threading.get_ident() in _worker_threads)
+    )
 
 
 def mark_process_as_worker() -> None:
@@ -84,4 +99,7 @@ def mark_process_as_worker() -> None:
 
 def mark_thread_as_worker(value: bool) -> None:
     """Record whether the calling thread is a worker of a ThreadContext."""
-    _thread_state.is_worker = value
+    if value:
+        _worker_threads.add(threading.get_ident())
+    else:
+        _worker_threads.discard(threading.get_ident())
