@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
 import pashmap as pm
@@ -75,3 +76,43 @@ def test_builtin_targets_are_columnar_and_factories() -> None:
         assert isinstance(target, pm.ColumnarTarget)
     for factory in (pm.SequenceTarget, pm.NdarrayTarget, pm.DataArrayTarget):
         assert isinstance(factory, pm.TargetFactory)
+
+
+def test_builtin_targets_are_guided_targets() -> None:
+    for target in (pm.SequenceTarget([1, 2, 3]), pm.NdarrayTarget(np.arange(3.0))):
+        assert isinstance(target, pm.GuidedTarget)
+        assert target.split_sizes([2, 1]) == [range(2), range(2, 3)]
+
+    class Plain:
+        def split(self, n: int) -> list[range]:
+            return pm.contiguous_ranges(3, n)
+
+        def iterate(self, share: range) -> Iterator[tuple[int]]:
+            return ((i,) for i in share)
+
+    assert isinstance(Plain(), pm.MapTarget)
+    assert not isinstance(Plain(), pm.GuidedTarget)
+
+
+def test_ranges_of_sizes_cover_everything_in_order() -> None:
+    assert pm.ranges_of_sizes([3, 2, 1], 6) == [range(3), range(3, 5), range(5, 6)]
+    assert pm.ranges_of_sizes([], 0) == []
+
+
+@pytest.mark.parametrize(
+    ("sizes", "message"),
+    [([2, 0, 4], "at least 1"), ([2, -1, 5], "at least 1"), ([2, 2], "add up to 4, not")],
+)
+def test_ranges_of_sizes_rejects_bad_sizes(sizes: list[int], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        pm.ranges_of_sizes(sizes, 6)
+
+
+def test_builtin_split_sizes_walk_like_split() -> None:
+    values = np.arange(10.0) * 2
+    for target in (pm.SequenceTarget(list(values)), pm.NdarrayTarget(values)):
+        by_size = [
+            entry for share in target.split_sizes([5, 3, 1, 1]) for entry in target.iterate(share)
+        ]
+        by_count = [entry for share in target.split(3) for entry in target.iterate(share)]
+        assert by_size == by_count

@@ -312,6 +312,7 @@ def test_the_caller_sleeps_while_a_long_map_runs() -> None:
     import resource
 
     ctx = ProcessContext(1)
+    ctx.map(lambda worker_id, index, value: None, range(2))  # first-map set-up done
     before = resource.getrusage(resource.RUSAGE_SELF)
     ctx.map(lambda worker_id, index, value: time.sleep(0.1), range(5))
     after = resource.getrusage(resource.RUSAGE_SELF)

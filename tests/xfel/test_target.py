@@ -263,6 +263,20 @@ def test_split_concatenation_is_the_serial_order(agipd_run: Any) -> None:
     assert whole == pieces
 
 
+def test_split_sizes_gives_train_ranges_of_those_sizes(agipd_run: Any) -> None:
+    target = ExtraDataTarget(agipd_run[AGIPD_SOURCE.format(3), "image.data"])
+    assert isinstance(target, pm.GuidedTarget)
+    sizes = [XGM_TRAINS - 3, 2, 1]
+    shares = target.split_sizes(sizes)
+    assert [len(share) for share in shares] == sizes
+    assert [i for share in shares for i in share] == list(range(XGM_TRAINS))
+    assert target._find_layout() is not None  # found in the caller, as split() does
+    whole = [entry[:2] for share in target.split(1) for entry in target.iterate(share)]
+    assert [entry[:2] for share in shares for entry in target.iterate(share)] == whole
+    with pytest.raises(ValueError, match="add up to"):
+        target.split_sizes([1])
+
+
 def test_iterating_an_empty_range_gives_nothing(agipd_run: Any) -> None:
     assert list(ExtraDataTarget(agipd_run).iterate(range(3, 3))) == []
 

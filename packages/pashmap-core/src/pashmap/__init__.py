@@ -52,10 +52,12 @@ from pashmap.options import get_default_options, set_default_options
 from pashmap.per_worker import PerWorker
 from pashmap.target import (
     ColumnarTarget,
+    GuidedTarget,
     MapTarget,
     SupportsMapTarget,
     TargetFactory,
     contiguous_ranges,
+    ranges_of_sizes,
 )
 from pashmap.targets.dataarray import DataArrayTarget
 from pashmap.targets.ndarray import NdarrayTarget
@@ -68,6 +70,7 @@ __all__ = [
     "ColumnarTarget",
     "Context",
     "DataArrayTarget",
+    "GuidedTarget",
     "LocalContext",
     "MapTarget",
     "MapTimeoutError",
@@ -94,6 +97,7 @@ __all__ = [
     "map",
     "ones",
     "ones_like",
+    "ranges_of_sizes",
     "set_default_context",
     "set_default_options",
     "use_context",

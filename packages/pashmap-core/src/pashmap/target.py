@@ -20,10 +20,12 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 __all__ = [
     "ColumnarTarget",
+    "GuidedTarget",
     "MapTarget",
     "SupportsMapTarget",
     "TargetFactory",
     "contiguous_ranges",
+    "ranges_of_sizes",
 ]
 
 ShareT = TypeVar("ShareT")
@@ -133,6 +135,43 @@ class ColumnarTarget(MapTarget[ShareT], Protocol[ShareT]):
 
 
 @runtime_checkable
+class GuidedTarget(MapTarget[ShareT], Protocol[ShareT]):
+    """A MapTarget that can be cut into shares of given sizes, for better load balancing.
+
+    Optional: when a target has :meth:`split_sizes` (and ``len()``), the parallel
+    contexts cut it themselves, into large shares first and ever smaller ones towards
+    the end (*guided* scheduling): a worker starting the last share then finishes soon
+    after the others, even when the elements at the end cost the most, and a long map
+    needs fewer shares than with equal sizes. Otherwise they ask :meth:`MapTarget.split`
+    for equal shares. ``map(..., shares=n)`` always uses ``split(n)``.
+
+    The built-in targets and pashmap-xfel's are guided targets; a target whose shares
+    are ranges of element positions is one with a single line
+    (:func:`ranges_of_sizes`).
+    """
+
+    def __len__(self) -> int:
+        """The number of elements."""
+        ...
+
+    def split_sizes(self, sizes: Sequence[int], /) -> Sequence[ShareT]:
+        """Cut the target into consecutive shares of exactly these sizes.
+
+        Args:
+            sizes: the number of elements of each share, in index order; all ``>= 1``,
+                adding up to ``len(self)``.
+
+        Returns:
+            One share per size, in index order, each accepted by :meth:`MapTarget.iterate`.
+
+        Raises:
+            ValueError: a size is smaller than 1, or the sizes do not add up to
+                ``len(self)``.
+        """
+        ...
+
+
+@runtime_checkable
 class TargetFactory(Protocol):
     """What the ``pashmap.targets`` entry-point group registers: a maker of targets.
 
@@ -190,4 +229,32 @@ def contiguous_ranges(length: int, n: int) -> list[range]:
         stop = start + size + (1 if k < extra else 0)
         ranges.append(range(start, stop))
         start = stop
+    return ranges
+
+
+def ranges_of_sizes(sizes: Sequence[int], length: int) -> list[range]:
+    """Cut ``range(length)`` into consecutive ranges of the given sizes.
+
+    The usual :meth:`GuidedTarget.split_sizes` of a target whose shares are ranges of
+    element positions: ``return pm.ranges_of_sizes(sizes, len(self))``.
+
+    Args:
+        sizes: the length of each range, all ``>= 1``, adding up to ``length``.
+        length: the number of elements.
+
+    Returns:
+        The ranges, in order, covering ``range(length)``.
+
+    Raises:
+        ValueError: a size is smaller than 1, or the sizes do not add up to ``length``.
+    """
+    ranges = []
+    start = 0
+    for size in sizes:
+        if size < 1:
+            raise ValueError(f"share sizes must be at least 1, got {size}")
+        ranges.append(range(start, start + size))
+        start += size
+    if start != length:
+        raise ValueError(f"the share sizes add up to {start}, not to the {length} elements")
     return ranges

@@ -198,8 +198,9 @@ class ProcessContext(BaseContext):
             progress: show a progress bar (tqdm) fed by counters in shared memory.
             timeout: seconds after which the workers are killed and the map raises
                 :class:`~pashmap.MapTimeoutError`.
-            **options: ``shares``, the number of shares to cut the target into
-                (default 32 per worker).
+            **options: ``shares``, the number of equal shares to cut the target into
+                (by default a :class:`~pashmap.GuidedTarget` is cut guided, any other
+                target into 32 shares per worker; see :mod:`pashmap_shm.scheduling`).
 
         Returns:
             The kernel's return values in index order.

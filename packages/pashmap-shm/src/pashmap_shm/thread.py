@@ -122,8 +122,9 @@ class ThreadContext(BaseContext):
             target: the map target.
             progress: show a progress bar (tqdm) fed by per-thread counters.
             timeout: seconds after which the map is cancelled.
-            **options: ``shares``, the number of shares to cut the target into
-                (default 32 per worker).
+            **options: ``shares``, the number of equal shares to cut the target into
+                (by default a :class:`~pashmap.GuidedTarget` is cut guided, any other
+                target into 32 shares per worker; see :mod:`pashmap_shm.scheduling`).
 
         Returns:
             The kernel's return values in index order.

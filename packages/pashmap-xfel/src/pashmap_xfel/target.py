@@ -9,12 +9,12 @@ methods that read data import what they need when they run.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Final, Literal
 
 import numpy as np
 
-from pashmap.target import contiguous_ranges
+from pashmap.target import contiguous_ranges, ranges_of_sizes
 from pashmap_xfel.handles import close_inherited_files
 from pashmap_xfel.layout import TrainLayout
 
@@ -192,6 +192,23 @@ class ExtraDataTarget:
             ValueError: ``n < 1``.
         """
         shares = contiguous_ranges(len(self.train_ids), n)
+        self._find_layout()
+        return shares
+
+    def split_sizes(self, sizes: Sequence[int], /) -> list[range]:
+        """Cut the trains into contiguous ranges of the given sizes (see pm.GuidedTarget).
+
+        Args:
+            sizes: the number of trains of each share, all ``>= 1``, adding up to
+                ``len(self)``.
+
+        Returns:
+            Ranges of positions in ``obj.train_ids``, in order.
+
+        Raises:
+            ValueError: a size is smaller than 1, or the sizes do not add up.
+        """
+        shares = ranges_of_sizes(sizes, len(self.train_ids))
         self._find_layout()
         return shares
 

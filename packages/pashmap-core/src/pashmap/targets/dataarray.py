@@ -7,10 +7,10 @@ already imported xarray, so ``import pashmap`` stays cheap and xarray stays opti
 from __future__ import annotations
 
 import sys
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pashmap.target import contiguous_ranges
+from pashmap.target import contiguous_ranges, ranges_of_sizes
 
 if TYPE_CHECKING:
     import xarray
@@ -69,6 +69,10 @@ class DataArrayTarget:
     def split(self, n: int, /) -> list[range]:
         """Cut into at most ``n`` contiguous index ranges along ``dim``."""
         return contiguous_ranges(len(self), n)
+
+    def split_sizes(self, sizes: Sequence[int], /) -> list[range]:
+        """Cut into contiguous index ranges of the given sizes (see GuidedTarget)."""
+        return ranges_of_sizes(sizes, len(self))
 
     def iterate(self, share: range, /) -> Iterator[tuple[int, Any]]:
         """Yield ``(index, data_array[{dim: index}])`` for every index of ``share``."""

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, SupportsIndex
 
 import numpy as np
 from numpy.typing import NDArray
 
-from pashmap.target import contiguous_ranges
+from pashmap.target import contiguous_ranges, ranges_of_sizes
 
 __all__ = ["NdarrayTarget"]
 
@@ -57,6 +57,10 @@ class NdarrayTarget:
     def split(self, n: int, /) -> list[range]:
         """Cut into at most ``n`` contiguous index ranges of near-equal size."""
         return contiguous_ranges(len(self), n)
+
+    def split_sizes(self, sizes: Sequence[int], /) -> list[range]:
+        """Cut into contiguous index ranges of the given sizes (see GuidedTarget)."""
+        return ranges_of_sizes(sizes, len(self))
 
     def iterate(self, share: range, /) -> Iterator[tuple[int, Any]]:
         """Yield ``(index, array[..., index, ...])`` for every index of ``share``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import ClassVar, Generic, TypeVar
 
-from pashmap.target import contiguous_ranges
+from pashmap.target import contiguous_ranges, ranges_of_sizes
 
 __all__ = ["SequenceTarget"]
 
@@ -54,6 +54,10 @@ class SequenceTarget(Generic[T]):
     def split(self, n: int, /) -> list[range]:
         """Cut into at most ``n`` contiguous index ranges of near-equal size."""
         return contiguous_ranges(len(self.sequence), n)
+
+    def split_sizes(self, sizes: Sequence[int], /) -> list[range]:
+        """Cut into contiguous index ranges of the given sizes (see GuidedTarget)."""
+        return ranges_of_sizes(sizes, len(self.sequence))
 
     def iterate(self, share: range, /) -> Iterator[tuple[int, T]]:
         """Yield ``(index, value)`` for every index of ``share``."""
