@@ -18,7 +18,7 @@ def test_guided_sizes_shrink_and_add_up(length: int, workers: int) -> None:
     sizes = guided_sizes(length, workers)
     assert sum(sizes) == length
     assert all(size >= 1 for size in sizes)
-    assert sizes == sorted(sizes, reverse=True)  # large first, small last
+    assert list(sizes) == sorted(sizes, reverse=True)  # large first, small last
     if length:
         # No share is more than a 1 / (GUIDED_FRACTION * workers) part of what is left,
         # except where the smallest size allowed is larger.
@@ -31,7 +31,7 @@ def test_guided_sizes_shrink_and_add_up(length: int, workers: int) -> None:
 
 def test_guided_shares_end_with_single_elements_and_are_fewer() -> None:
     sizes = guided_sizes(400, 2)
-    assert sizes[-3:] == [1, 1, 1]  # the expensive end of a skewed map is shared finely
+    assert sizes[-3:] == (1, 1, 1)  # the expensive end of a skewed map is shared finely
     assert len(sizes) < SHARES_PER_WORKER * 2  # and fewer shares than equal ones
     # A long map stops shrinking at a 256th per worker: tiny shares would cost more
     # (a few microseconds each) than they balance.
@@ -43,7 +43,7 @@ def test_guided_shares_end_with_single_elements_and_are_fewer() -> None:
 
 def test_guided_targets_are_cut_by_size() -> None:
     shares = split_target(pm.NdarrayTarget(np.arange(400.0)), 2, {}, "ProcessContext")
-    assert [len(share) for share in shares] == guided_sizes(400, 2)
+    assert tuple(len(share) for share in shares) == guided_sizes(400, 2)
     assert [i for share in shares for i in share] == list(range(400))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 __all__ = [
@@ -248,13 +249,14 @@ def ranges_of_sizes(sizes: Sequence[int], length: int) -> list[range]:
     Raises:
         ValueError: a size is smaller than 1, or the sizes do not add up to ``length``.
     """
-    ranges = []
-    start = 0
-    for size in sizes:
-        if size < 1:
-            raise ValueError(f"share sizes must be at least 1, got {size}")
-        ranges.append(range(start, start + size))
-        start += size
-    if start != length:
-        raise ValueError(f"the share sizes add up to {start}, not to the {length} elements")
-    return ranges
+    if not sizes:
+        if length:
+            raise ValueError(f"the share sizes add up to 0, not to the {length} elements")
+        return []
+    smallest = min(sizes)
+    if smallest < 1:
+        raise ValueError(f"share sizes must be at least 1, got {smallest}")
+    stops = list(accumulate(sizes))
+    if stops[-1] != length:
+        raise ValueError(f"the share sizes add up to {stops[-1]}, not to the {length} elements")
+    return list(map(range, [0, *stops[:-1]], stops))

@@ -18,6 +18,7 @@ with about half as many shares. Other targets are asked for 32 equal shares per 
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from collections.abc import Mapping, Sequence
@@ -82,7 +83,8 @@ def split_target(
     return target.split(count)
 
 
-def guided_sizes(length: int, num_workers: int) -> list[int]:
+@functools.lru_cache(maxsize=64)  # (maps of the same length repeat)
+def guided_sizes(length: int, num_workers: int) -> tuple[int, ...]:
     """The sizes of guided shares of ``length`` elements for ``num_workers`` workers.
 
     Each share takes ``1 / (GUIDED_FRACTION * num_workers)`` of the elements left
@@ -95,6 +97,7 @@ def guided_sizes(length: int, num_workers: int) -> list[int]:
 
     Returns:
         The sizes, in index order, adding up to ``length`` (empty when it is 0).
+        Remembered for the last few lengths (hence a tuple).
     """
     parts = GUIDED_FRACTION * num_workers
     smallest = max(1, math.ceil(length / (_SMALLEST * num_workers)))
@@ -104,4 +107,4 @@ def guided_sizes(length: int, num_workers: int) -> list[int]:
         size = min(left, max(smallest, -(-left // parts)))
         sizes.append(size)
         left -= size
-    return sizes
+    return tuple(sizes)
