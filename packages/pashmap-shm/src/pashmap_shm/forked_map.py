@@ -40,6 +40,7 @@ from pashmap.execution import returns_only_none
 from pashmap_shm import protocol
 from pashmap_shm.blas_threads import limit_blas_threads, restore_blas_threads
 from pashmap_shm.worker import serve
+from pashmap_shm.workers import available_cpus
 
 __all__ = ["FORK_WARNING", "ForkedMap", "WorkerProcess", "died_error"]
 
@@ -253,7 +254,7 @@ class ForkedMap:
         self.values = [None] * len(self.shares)
         self.none_counts = array("q")
         self.spin_left = _SPIN
-        self.spare_cpus = len(os.sched_getaffinity(0)) - 1
+        self.spare_cpus = available_cpus() - 1
 
         def watch(workers: list[WorkerProcess]) -> None:
             for worker in workers:
