@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pashmap.errors import MapTimeoutError
+from pashmap.identity_cache import remember_last
 from pashmap.target import MapTarget
 
 __all__ = ["deadline_after", "returns_only_none", "run_share", "share_runner"]
@@ -148,7 +149,6 @@ def returns_only_none(kernel: Callable[..., Any]) -> bool:
     results into arrays. Workers then need not collect and check the values. False when
     it cannot tell (a lambda, ``return value``, a generator, a callable object).
     """
-    global _last
     function: Any = kernel
     if type(function) is not types.FunctionType:
         for _ in range(10):
@@ -160,24 +160,13 @@ def returns_only_none(kernel: Callable[..., Any]) -> bool:
                 break
         if not isinstance(function, types.FunctionType):
             return False
-    code = function.__code__
-    # The same kernel as last time is the usual case: its answer comes without hashing
-    # the code object (as the cache does), which reads all of it. (One tuple, replaced
-    # whole, so that threads asking about different kernels cannot mix up answers.)
-    last = _last
-    if last[0] is code:
-        return last[1]
-    answer = _code_returns_only_none(code)
-    _last = (code, answer)
-    return answer
-
-
-_last: tuple[types.CodeType | None, bool] = (None, False)
+    return _code_returns_only_none(function.__code__)
 
 
 _NOT_PLAIN = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 
 
+@remember_last  # (the same kernel as last time: the usual case, answered by identity)
 @functools.lru_cache(maxsize=512)
 def _code_returns_only_none(code: types.CodeType) -> bool:
     if code.co_flags & _NOT_PLAIN:

@@ -30,7 +30,7 @@ import time
 import warnings
 from array import array
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -62,6 +62,7 @@ _START_ALL_AT = 50_000
 # has a CPU to itself (see ForkedMap._poll): about what a small map's workers take to
 # start, run and exit.
 _SPIN = 0.003
+_T = TypeVar("_T")
 _SIGINT = {int(signal.SIGINT)}
 # The C function behind signal.pthread_sigmask, whose Python wrapper turns the old mask
 # into enum members: it is called four times per map (about 5 us each through the
@@ -317,17 +318,10 @@ class ForkedMap:
         poll = self.poller.poll
         if self.spin_left > 0 and len(self.watched) <= self.spare_cpus:
             start = time.monotonic()
-            end = start + min(self.spin_left, wait_ms / 1000)
-            now = start
-            while now < end:
-                events = poll(0)
-                if events:
-                    self.spin_left -= time.monotonic() - start
-                    return events
-                os.sched_yield()
-                now = time.monotonic()
-            self.spin_left -= now - start
-            wait_ms = max(0, wait_ms - math.ceil((now - start) * 1000))
+            events: list[tuple[int, int]] = self._awake(lambda: poll(0), wait_ms / 1000)
+            if events:
+                return events
+            wait_ms = max(0, wait_ms - math.ceil((time.monotonic() - start) * 1000))
         return poll(wait_ms)
 
     def _handle_messages(self, worker: WorkerProcess) -> None:
@@ -392,6 +386,22 @@ class ForkedMap:
         finally:
             _sigmask(signal.SIG_SETMASK, mask)
 
+    def _awake(self, ready: Callable[[], _T], seconds: float) -> _T:
+        """Call ``ready()`` until it answers something true, without sleeping.
+
+        The caller yields its CPU at every turn (a worker may be queued on it) and stops
+        after ``seconds`` or when the map's ``_SPIN`` is used up, whichever comes first.
+
+        Returns:
+            ``ready()``'s last answer.
+        """
+        start = time.monotonic()
+        end = start + min(seconds, self.spin_left)
+        while not (answer := ready()) and time.monotonic() < end:
+            os.sched_yield()
+        self.spin_left -= time.monotonic() - start
+        return answer
+
     def _reap(self, worker: WorkerProcess) -> None:
         """Wait for ``worker`` to exit and reap it.
 
@@ -399,20 +409,16 @@ class ForkedMap:
         the caller's memory takes it about 0.3 ms): then, as in :meth:`_poll`, the caller
         waits awake while it has a CPU to itself and time left of its ``_SPIN``.
         """
-        if worker.done and self.spin_left > 0:
-            running = sum(not other.reaped for other in self.workers)
-            if running <= self.spare_cpus:
-                start = time.monotonic()
-                end = start + self.spin_left
-                try:
-                    while not os.waitpid(worker.pid, os.WNOHANG)[0]:
-                        if time.monotonic() >= end:
-                            _wait(worker.pid)
-                            break
-                        os.sched_yield()
-                except ChildProcessError:  # reaped by someone else (a SIGCHLD handler)
-                    pass
-                self.spin_left -= time.monotonic() - start
+        if (
+            worker.done
+            and self.spin_left > 0
+            and sum(not other.reaped for other in self.workers) <= self.spare_cpus
+        ):
+            try:
+                exited = self._awake(lambda: os.waitpid(worker.pid, os.WNOHANG)[0], _SPIN)
+            except ChildProcessError:  # reaped by someone else (a SIGCHLD handler)
+                exited = worker.pid
+            if exited:
                 worker.reaped = True
                 return
         _wait(worker.pid)

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from pashmap.identity_cache import remember_last
 from pashmap_shm.shared_memory import is_shared
 
 __all__ = ["NotSharedWarning", "unshared_written_arrays", "warn_about_unshared_writes"]
@@ -183,29 +184,19 @@ def _may_refer_to_unshared(function: types.FunctionType, bound: dict[str, Any]) 
     return False
 
 
-def _global_names(code: types.CodeType) -> frozenset[str]:
-    """The names the code (and the code nested in it) may look up as globals."""
-    # The kernel of the previous map is the usual case: answered without hashing the
-    # code object (as the cache does). (One tuple, replaced whole: thread-safe.)
-    global _last_names
-    last = _last_names
-    if last[0] is code:
-        return last[1]
-    names = _global_names_of(code)
-    _last_names = (code, names)
-    return names
-
-
-_last_names: tuple[types.CodeType | None, frozenset[str]] = (None, frozenset())
-
-
 @functools.lru_cache(maxsize=256)
 def _global_names_of(code: types.CodeType) -> frozenset[str]:
+    """The names the code (and the code nested in it) may look up as globals."""
     names = set(code.co_names)
     for constant in code.co_consts:
         if isinstance(constant, types.CodeType):
             names |= _global_names_of(constant)
     return frozenset(names)
+
+
+# The kernel of the previous map is the usual case: answered by identity. (Nested code
+# is looked up in the cache above, so it never takes the place of the kernel's own.)
+_global_names = remember_last(_global_names_of)
 
 
 def _resolve(
