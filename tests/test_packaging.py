@@ -43,7 +43,8 @@ def test_sdist_carries_the_license_and_no_stray_files(package: Path, tmp_path: P
         capture_output=True,
     )
     (sdist,) = tmp_path.glob("*.tar.gz")
-    names = {name.partition("/")[2] for name in tarfile.open(sdist).getnames()}
+    with tarfile.open(sdist) as archive:
+        names = {name.partition("/")[2] for name in archive.getnames()}
     assert "LICENSE" in names
     assert ".gitignore" not in names
 
@@ -57,7 +58,8 @@ def test_siblings_are_pinned_to_compatible_versions(package: Path) -> None:
         requirements += extra
     for requirement in requirements:
         if requirement.startswith("pashmap"):
-            assert ">=" in requirement and "<" in requirement, requirement
+            assert ">=" in requirement, requirement
+            assert "<" in requirement, requirement
 
 
 @pytest.mark.parametrize("package", PACKAGES, ids=[p.name for p in PACKAGES])
