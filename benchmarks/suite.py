@@ -100,7 +100,8 @@ def main() -> int:
         "--xfel",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also run xfel_keydata_mean.py (needs pashmap-xfel and pasha)",
+        help="also run xfel_keydata_mean.py, with its read limits and gzip rows "
+        "(needs pashmap-xfel and pasha)",
     )
     args = parser.parse_args()
 
@@ -173,7 +174,13 @@ def xfel_section(workers: int, quick: bool, repeats: int) -> str:
     done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
     report = done.stdout.strip() if done.returncode == 0 else f"failed: {done.stderr[-500:]}"
     return (
-        "\n## xfel: per-train mean image of an AGIPD module (KeyData) over a mock run\n\n"
+        "\n## xfel: per-train mean image of an AGIPD module (KeyData) over a mock run, "
+        "and the read limit\n\n"
+        "Rows `pashmap-read` (the map with a kernel that only reads), `h5py-read` (the "
+        "KeyData's chunks read by the same number of processes with h5py, no compute: the "
+        "limit), `cat` (the page-cache copy of the file), `mean-only` (the kernel on trains "
+        "already in memory) and the `+gzip` rows (a gzip copy of the run, same chunks) "
+        "measure pashmap against the limit of the machine (issue 15).\n\n"
         f"`python benchmarks/xfel_keydata_mean.py --workers {workers} --repeats {repeats} "
         "--threads`\n\n```\n" + report + "\n```\n"
     )
