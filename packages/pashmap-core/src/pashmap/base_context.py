@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from pashmap.allocation import Order, ShapeLike, allocate_array
+from pashmap.kernel_check import check_kernel_arguments
 from pashmap.options import resolve_options
 from pashmap.registry import resolve_target
 from pashmap.target import MapTarget, SupportsMapTarget
@@ -138,7 +139,9 @@ class BaseContext(abc.ABC):
                 f"the kernel must be callable, got {type(kernel).__name__}; "
                 "call it as map(kernel, target)"
             )
-        return self.run(kernel, resolve_target(target), **resolve_options(options))
+        resolved = resolve_target(target)
+        check_kernel_arguments(kernel, resolved)
+        return self.run(kernel, resolved, **resolve_options(options))
 
     # --------------------------------------------------------------- allocation
     def array(
