@@ -130,7 +130,8 @@ class BaseContext(abc.ABC):
 
         Raises:
             TypeError: ``kernel`` is not callable, ``target`` cannot be mapped over (the
-                message says what can), or an unknown option was given.
+                message says what can), an unknown option was given, or ``progress``
+                is not ``True`` or ``False``.
             Exception: whatever the kernel raised, with its original type.
         """
         if not callable(kernel):
