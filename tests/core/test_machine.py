@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import pashmap as pm
+import pashmap.contexts
 from pashmap import machine
 from pashmap.contexts import available_cpus, resolve_num_workers
 
@@ -35,6 +37,31 @@ def test_num_workers_none_means_every_available_cpu() -> None:
         resolve_num_workers(2.0, "X")
     with pytest.raises(ValueError, match="at least 1"):
         resolve_num_workers(0, "X")
+
+
+def test_num_workers_far_above_the_cpus_warns_once() -> None:
+    cpus = available_cpus()
+    with pytest.warns(pm.OversubscriptionWarning, match=rf"the {cpus} usable CPU") as caught:
+        assert resolve_num_workers(1000 * cpus, "X") == 1000 * cpus
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "X(num_workers=" in message
+    assert "slower" in message
+
+
+def test_a_few_workers_per_cpu_do_not_warn() -> None:
+    # (pytest turns warnings into errors: a warning here fails the test.)
+    cpus = available_cpus()
+    assert resolve_num_workers(4 * cpus, "X") == 4 * cpus
+    assert resolve_num_workers(32, "X") == 32
+
+
+def test_every_context_warns_about_too_many_workers(context_name: str) -> None:
+    if context_name == "local":
+        pytest.skip("the local context has one worker")
+    with pytest.warns(pm.OversubscriptionWarning, match="usable"):
+        context = pm.contexts.create_context(context_name, num_workers=1000 * available_cpus())
+    context.close()
 
 
 def _cgroup_v1_root(controller: str) -> Path | None:

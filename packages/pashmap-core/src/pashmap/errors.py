@@ -13,7 +13,9 @@ __all__ = [
     "MapTimeoutError",
     "MissingPluginError",
     "MissingTargetPluginError",
+    "OversubscriptionWarning",
     "PashmapError",
+    "PashmapWarning",
     "WorkerDiedError",
     "WorkerError",
 ]
@@ -21,6 +23,21 @@ __all__ = [
 
 class PashmapError(Exception):
     """Base class of all errors raised by pashmap."""
+
+
+class PashmapWarning(UserWarning):
+    """Base class of the warnings pashmap and its plugins give."""
+
+
+class OversubscriptionWarning(PashmapWarning):
+    """A context was asked for far more workers than the process has CPUs to run them.
+
+    Given once, when the context is made (see
+    :func:`pashmap.contexts.resolve_num_workers`): the workers then take turns on the
+    CPUs, and the map is slower than with one worker per CPU (``num_workers=None``).
+    Silence it with ``warnings.filterwarnings("ignore", category=OversubscriptionWarning)``
+    when that is what you want (e.g. threads that mostly wait for I/O).
+    """
 
 
 class MissingPluginError(PashmapError, ImportError, ValueError):
