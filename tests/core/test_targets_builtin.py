@@ -97,11 +97,13 @@ def test_a_sequence_whose_len_overstates_raises_in_every_context(
     # (LongList with a kernel returning None), or all raised a bare IndexError.
     sequence = make()
     name = type(sequence).__name__
-    with pm.use_context(context_name, num_workers=1 if context_name == "local" else 2):
-        with pytest.raises(
-            IndexError, match=rf"{name}: len\(\) says 20 but indexing stopped at 10"
-        ):
-            pm.map(kernel, sequence)
+    message = rf"{name}: len\(\) says 20 but indexing stopped at 10"
+    workers = 1 if context_name == "local" else 2
+    with (
+        pm.use_context(context_name, num_workers=workers),
+        pytest.raises(IndexError, match=message),
+    ):
+        pm.map(kernel, sequence)
 
 
 def test_ndarray_target_iterates_the_first_axis_by_default() -> None:
