@@ -45,6 +45,7 @@ from pashmap.default import (
     zeros_like,
 )
 from pashmap.errors import (
+    ContextMismatchError,
     KernelError,
     MapTimeoutError,
     MissingPluginError,
@@ -64,6 +65,7 @@ from pashmap.worker import current_worker_id
 
 __all__ = [
     "Accumulator",
+    "ContextMismatchError",
     "DataArrayTarget",
     "KernelError",
     "MapTarget",

@@ -9,6 +9,7 @@ so code written against the built-in type keeps working.
 from __future__ import annotations
 
 __all__ = [
+    "ContextMismatchError",
     "KernelError",
     "MapTimeoutError",
     "MissingPluginError",
@@ -60,6 +61,18 @@ class MissingTargetPluginError(MissingPluginError, TypeError):
     """An object to map over needs a target plugin that is not installed.
 
     Also a :class:`TypeError`, like every other "cannot map over this type" error.
+    """
+
+
+class ContextMismatchError(PashmapError, RuntimeError):
+    """An object made for one context was used in a map on another.
+
+    An :class:`~pashmap.Accumulator` keeps its partial results where the workers of the
+    context it was made for can write them (shared memory for ``'processes'``, plain
+    memory for ``'local'`` and ``'threads'``); under another context the writes could be
+    lost or land in the wrong slice. The message names both contexts. Create the object
+    with the context you map with (``context=ctx``, or after
+    :func:`~pashmap.set_default_context`).
     """
 
 

@@ -94,7 +94,10 @@ class LocalContext(BaseContext):
             )
         deadline = deadline_after(timeout)
         results: list[R] = []
-        with worker_scope(0, parallel=False), progress_counts(self, target, progress) as counts:
+        with (
+            worker_scope(0, parallel=False, context=self),
+            progress_counts(self, target, progress) as counts,
+        ):
             # With a progress bar, shares of about 1 % let the bar move as the map goes.
             shares = target.split(100 if counts is not None else 1)
             for share in checked_shares(shares, target, "split(n)"):
