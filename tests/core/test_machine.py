@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import pashmap as pm
 import pashmap.contexts
 from pashmap import machine
 from pashmap.contexts import available_cpus, resolve_num_workers
+from tests.cgroups import run_in_cgroup
 
 
 def test_available_cpus_follows_affinity() -> None:
@@ -62,45 +62,6 @@ def test_every_context_warns_about_too_many_workers(context_name: str) -> None:
     with pytest.warns(pm.OversubscriptionWarning, match="usable"):
         context = pm.contexts.create_context(context_name, num_workers=1000 * available_cpus())
     context.close()
-
-
-def _cgroup_v1_root(controller: str) -> Path | None:
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        fields = line.split()
-        separator = fields.index("-")
-        if fields[separator + 1] == "cgroup" and controller in fields[-1].split(","):
-            return Path(fields[4])
-    return None
-
-
-@pytest.fixture
-def child_cgroup(request: pytest.FixtureRequest) -> Iterator[Path]:
-    """A new cgroup (v1) under the root of a controller's hierarchy; skipped when none
-    can be made here (no v1 hierarchy, or not allowed)."""
-    controller = request.param
-    root = _cgroup_v1_root(controller)
-    if root is None:
-        pytest.skip(f"no cgroup v1 {controller} hierarchy on this machine")
-    directory = root / f"pashmap-test-{os.getpid()}"
-    try:
-        directory.mkdir()
-    except OSError as exc:
-        pytest.skip(f"cannot create a cgroup here ({exc})")
-    try:
-        yield directory
-    finally:
-        directory.rmdir()
-
-
-def run_in_cgroup(directory: Path, code: str) -> str:
-    """Run ``code`` in a new Python process that first moves itself into ``directory``."""
-    procs = str(directory / "cgroup.procs")
-    prologue = f"import os\nopen({procs!r}, 'w').write(str(os.getpid()))\n"
-    done = subprocess.run(
-        [sys.executable, "-c", prologue + code], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
 
 
 @pytest.mark.parametrize("child_cgroup", ["cpu"], indirect=True)
