@@ -45,16 +45,20 @@ from pashmap.default import (
     zeros_like,
 )
 from pashmap.errors import (
+    ContextMismatchError,
     KernelError,
     MapTimeoutError,
     MissingPluginError,
     MissingTargetPluginError,
+    OversubscriptionWarning,
     PashmapError,
+    PashmapWarning,
     WorkerDiedError,
     WorkerError,
 )
 from pashmap.options import get_default_options, set_default_options
 from pashmap.per_worker import PerWorker
+from pashmap.registry import register_target
 from pashmap.target import MapTarget
 from pashmap.targets.dataarray import DataArrayTarget
 from pashmap.targets.ndarray import NdarrayTarget
@@ -62,6 +66,7 @@ from pashmap.worker import current_worker_id
 
 __all__ = [
     "Accumulator",
+    "ContextMismatchError",
     "DataArrayTarget",
     "KernelError",
     "MapTarget",
@@ -69,7 +74,9 @@ __all__ = [
     "MissingPluginError",
     "MissingTargetPluginError",
     "NdarrayTarget",
+    "OversubscriptionWarning",
     "PashmapError",
+    "PashmapWarning",
     "PerWorker",
     "WorkerDiedError",
     "WorkerError",
@@ -85,6 +92,7 @@ __all__ = [
     "map",
     "ones",
     "ones_like",
+    "register_target",
     "set_default_context",
     "set_default_options",
     "use_context",

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any, Concatenate, TypeVar, overload
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from pashmap.allocation import Order, ShapeLike, allocate_array
+from pashmap.allocation import LikeOrder, Order, ShapeLike, allocate_array, like_order
+from pashmap.kernel_check import check_kernel_arguments
 from pashmap.options import resolve_options
 from pashmap.registry import resolve_target
 from pashmap.target import MapTarget, SupportsMapTarget
+from pashmap.worker import in_worker, map_running
 
 if TYPE_CHECKING:
     import xarray
@@ -79,7 +81,10 @@ class BaseContext(abc.ABC):
         A context runs each worker inside :func:`pashmap.contexts.worker_scope` (so that
         :class:`~pashmap.PerWorker` values and :attr:`Accumulator.local` work), and
         calls the kernel through :func:`pashmap.contexts.run_share`, which also counts
-        progress and enforces the deadline.
+        progress and enforces the deadline. :meth:`map` calls ``run`` inside
+        :class:`pashmap.contexts.map_running`, so worker scopes entered during ``run``
+        (in the calling thread, in threads it starts or in processes it forks) know
+        this context (:attr:`~pashmap.contexts.WorkerScope.context`).
         """
 
     # ------------------------------------------------------------------ mapping
@@ -130,7 +135,8 @@ class BaseContext(abc.ABC):
 
         Raises:
             TypeError: ``kernel`` is not callable, ``target`` cannot be mapped over (the
-                message says what can), or an unknown option was given.
+                message says what can), an unknown option was given, or ``progress``
+                is not ``True`` or ``False``.
             Exception: whatever the kernel raised, with its original type.
         """
         if not callable(kernel):
@@ -138,7 +144,13 @@ class BaseContext(abc.ABC):
                 f"the kernel must be callable, got {type(kernel).__name__}; "
                 "call it as map(kernel, target)"
             )
-        return self.run(kernel, resolve_target(target), **resolve_options(options))
+        mapped = resolve_target(target)
+        check_kernel_arguments(kernel, mapped)
+        resolved = resolve_options(options)
+        if in_worker():  # a nested map runs in the outer map's workers and scopes
+            return self.run(kernel, mapped, **resolved)
+        with map_running(self):  # lets the workers' scopes name this context
+            return self.run(kernel, mapped, **resolved)
 
     # --------------------------------------------------------------- allocation
     def array(
@@ -237,36 +249,52 @@ class BaseContext(abc.ABC):
         prototype: ArrayLike,
         dtype: DTypeLike | None = None,
         *,
-        order: Order | None = None,
+        order: LikeOrder | None = None,
         shape: ShapeLike | None = None,
         per_worker: bool = False,
     ) -> NDArray[Any]:
         """An uninitialised array shaped like ``prototype``; see :func:`pashmap.empty_like`."""
-        return self.array(shape, dtype, order=order, like=prototype, per_worker=per_worker)
+        return self.array(
+            shape, dtype, order=like_order(order, prototype), like=prototype, per_worker=per_worker
+        )
 
     def zeros_like(
         self,
         prototype: ArrayLike,
         dtype: DTypeLike | None = None,
         *,
-        order: Order | None = None,
+        order: LikeOrder | None = None,
         shape: ShapeLike | None = None,
         per_worker: bool = False,
     ) -> NDArray[Any]:
         """Zeros shaped like ``prototype``; see :func:`pashmap.zeros_like`."""
-        return self.array(shape, dtype, order=order, fill=0, like=prototype, per_worker=per_worker)
+        return self.array(
+            shape,
+            dtype,
+            order=like_order(order, prototype),
+            fill=0,
+            like=prototype,
+            per_worker=per_worker,
+        )
 
     def ones_like(
         self,
         prototype: ArrayLike,
         dtype: DTypeLike | None = None,
         *,
-        order: Order | None = None,
+        order: LikeOrder | None = None,
         shape: ShapeLike | None = None,
         per_worker: bool = False,
     ) -> NDArray[Any]:
         """Ones shaped like ``prototype``; see :func:`pashmap.ones_like`."""
-        return self.array(shape, dtype, order=order, fill=1, like=prototype, per_worker=per_worker)
+        return self.array(
+            shape,
+            dtype,
+            order=like_order(order, prototype),
+            fill=1,
+            like=prototype,
+            per_worker=per_worker,
+        )
 
     def full_like(
         self,
@@ -274,13 +302,18 @@ class BaseContext(abc.ABC):
         fill_value: ArrayLike,
         dtype: DTypeLike | None = None,
         *,
-        order: Order | None = None,
+        order: LikeOrder | None = None,
         shape: ShapeLike | None = None,
         per_worker: bool = False,
     ) -> NDArray[Any]:
         """``fill_value`` everywhere, shaped like ``prototype``; see :func:`pashmap.full_like`."""
         return self.array(
-            shape, dtype, order=order, fill=fill_value, like=prototype, per_worker=per_worker
+            shape,
+            dtype,
+            order=like_order(order, prototype),
+            fill=fill_value,
+            like=prototype,
+            per_worker=per_worker,
         )
 
     # ---------------------------------------------------------------- lifetime

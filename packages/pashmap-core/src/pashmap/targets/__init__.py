@@ -9,7 +9,7 @@ turn an object into a target. The built-in targets (:class:`SequenceTarget`,
 group like any plugin's.
 """
 
-from pashmap.registry import is_map_target, resolve_target
+from pashmap.registry import is_map_target, register_target, resolve_target
 from pashmap.target import (
     ColumnarTarget,
     GuidedTarget,
@@ -35,5 +35,6 @@ __all__ = [
     "contiguous_ranges",
     "is_map_target",
     "ranges_of_sizes",
+    "register_target",
     "resolve_target",
 ]
