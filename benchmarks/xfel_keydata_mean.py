@@ -20,9 +20,10 @@ chunks), as corrected data often are. Variants:
   which decompresses);
 * ``cat``: the page-cache copy rate of the same file, ``cat > /dev/null``-style: each
   process ``preadv``s its half of the file into a reused 1 MiB buffer;
-* ``mean-only``: the kernel alone, without reading: the whole KeyData is read into the
-  memory of the measuring process first (untimed), then each forked process computes the
-  mean images of its part of the trains into an array of its own;
+* ``h5py-serial``: the same read by one process;
+* ``mean-only``: the kernel alone, without reading: one train is read first (untimed),
+  then each forked process computes its mean image once per train of its part, into an
+  array of its own (the train stays in the CPU's caches, as a train just read does);
 * ``<variant>+gzip`` (or ``+lzf``): serial, pashmap, pashmap-read and h5py-read on the
   compressed copy.
 
@@ -70,9 +71,9 @@ KEY = "image.data"
 FRAME_SHAPE = (2, 512, 128)  # raw AGIPD: (data/gain, slow scan, fast scan)
 MAPPERS = ("serial", "pasha", "pashmap")
 THREADS = "threads"  # pashmap 'threads', with --threads
-LIMITS = ("pashmap-read", "h5py-read", "cat", "mean-only")
+LIMITS = ("pashmap-read", "h5py-read", "h5py-serial", "cat", "mean-only")
 # Run on the compressed copy too, as "<variant>+<compression>".
-ON_COMPRESSED = ("serial", "pashmap", "pashmap-read", "h5py-read")
+ON_COMPRESSED = ("serial", "pashmap", "pashmap-read", "h5py-read", "h5py-serial")
 CAT_BUFFER = 1 << 20
 
 
@@ -135,6 +136,8 @@ def measure(variant: str, path: str, workers: int, kernel: str = "mean") -> dict
     base = variant.partition("+")[0]
     if base == "pashmap-read":
         base, kernel = "pashmap", "read"
+    if base == "h5py-serial":
+        return measure_limit(variant, "h5py-read", path, 1)
     if base in ("h5py-read", "cat", "mean-only"):
         return measure_limit(variant, base, path, workers)
 
@@ -262,11 +265,11 @@ def cat_read(filename: str, start: int, stop: int) -> None:
         os.close(fd)
 
 
-def means_only(pixels: np.ndarray[Any, Any], bounds: list[tuple[int, int]]) -> None:
-    """The benchmark's kernel on trains already in memory: each train's mean image."""
-    out = np.empty((len(bounds), *pixels.shape[1:]), np.float32)
-    for index, (start, stop) in enumerate(bounds):
-        mean_image(out, index, pixels[start:stop])
+def means_only(train: np.ndarray[Any, Any], trains: int) -> None:
+    """The benchmark's kernel alone: ``trains`` mean images of one train already in memory."""
+    out = np.empty((trains, *train.shape[1:]), np.float32)
+    for index in range(trains):
+        mean_image(out, index, train)
 
 
 def in_forked_processes(parts: list[Callable[[], None]]) -> None:
@@ -310,14 +313,10 @@ def measure_limit(variant: str, kind: str, path: str, workers: int) -> dict[str,
         size = os.path.getsize(filename)
         cuts = [size * i // workers for i in range(workers + 1)]
         parts = [functools.partial(cat_read, filename, a, b) for a, b in itertools.pairwise(cuts)]
-    else:  # mean-only: the whole KeyData in memory first (untimed), shared by the forks
+    else:  # mean-only: one train in memory (read untimed), its mean once per train
         with h5py.File(filename, "r") as f:
-            pixels = f[dataset][:]
-        trains = [(int(a), int(a + n)) for a, n in zip(first, count, strict=True) if n]
-        parts = [
-            functools.partial(means_only, pixels, trains[a:b])
-            for a, b in itertools.pairwise(bounds)
-        ]
+            train = f[dataset][int(first[0]) : int(first[0] + count[0])]
+        parts = [functools.partial(means_only, train, b - a) for a, b in itertools.pairwise(bounds)]
     nbytes = int(count.sum()) * int(np.prod(FRAME_SHAPE)) * 2
     cpu_before = _cpu_seconds()
     start = time.perf_counter()
@@ -541,6 +540,7 @@ def report(
         ("pashmap's mean image vs the h5py read limit", "h5py-read", "pashmap", 0.8),
         ("  pashmap reading only vs the h5py read limit", "h5py-read", "pashmap-read", None),
         ("  the h5py read limit vs the page-cache copy (cat)", "cat", "h5py-read", None),
+        ("  the h5py read limit vs one process reading", "h5py-serial", "h5py-read", None),
         ("  the mean alone (in memory) vs the h5py read limit", "h5py-read", "mean-only", None),
         (f"{args.compression}: pashmap vs the serial loop", "serial" + z, "pashmap" + z, 1.8),
         (
@@ -553,6 +553,12 @@ def report(
             f"{args.compression}:   pashmap reading only vs the h5py read limit",
             "h5py-read" + z,
             "pashmap-read" + z,
+            None,
+        ),
+        (
+            f"{args.compression}:   the h5py read limit vs one process reading",
+            "h5py-serial" + z,
+            "h5py-read" + z,
             None,
         ),
         (
