@@ -44,6 +44,11 @@ SKIP = {("pashmap-threads", "uniform"), ("pashmap-threads", "skewed")}
 SKIP |= {(peer, "scaling") for peer in ("mp-pool", "futures", "joblib", "mpire")}
 
 
+# RESULTS.md from the line NOTES on is written by hand (analyses of the tables above);
+# --write regenerates everything before it and keeps the rest.
+NOTES = "<!-- suite.py --write keeps everything from this line on -->"
+
+
 def run_once(impl: str, workload: str, workers: int, quick: bool) -> dict[str, Any]:
     command = [sys.executable, str(HERE / "peers.py"), impl, workload, "--workers", str(workers)]
     if quick:
@@ -140,7 +145,10 @@ def main() -> int:
             "Ratios are time / baseline time: below 1.00 is faster than the baseline. "
             "Peak RSS is the calling process's own (workers not included).\n\n"
         )
-        (HERE / "RESULTS.md").write_text(header + tables)
+        results_md = HERE / "RESULTS.md"
+        previous = results_md.read_text() if results_md.exists() else ""
+        notes = previous[previous.index(NOTES) :] if NOTES in previous else ""
+        results_md.write_text(header + tables + ("\n" + notes if notes else ""))
         (HERE / "results.json").write_text(
             json.dumps(
                 {
