@@ -220,11 +220,13 @@ class ContextConformance:
 
     # ------------------------------------------------------------ the contract
     def test_is_a_context(self, context: Context) -> None:
+        """It satisfies the Context protocol and has at least one worker."""
         assert isinstance(context, Context), "the context lacks methods of pashmap.Context"
         assert isinstance(context.num_workers, int)
         assert context.num_workers >= 1
 
     def test_quick_guide_under_use_context(self, context: Context) -> None:
+        """The README's quick guide, with ``pm.array`` and ``pm.map`` under ``pm.use_context``."""
         inp = np.random.default_rng(0).random(100)
         with pm.use_context(context):
             outp = pm.array(100)
@@ -236,6 +238,7 @@ class ContextConformance:
         np.testing.assert_allclose(outp, inp * 3)
 
     def test_quick_guide_with_context_methods(self, context: Context) -> None:
+        """The quick guide with the context's own ``array`` and ``map``."""
         inp = np.random.default_rng(1).random(100)
         outp = context.array(100)
 
@@ -246,6 +249,9 @@ class ContextConformance:
         np.testing.assert_allclose(outp, inp * 3)
 
     def test_allocation_helpers_give_arrays_the_workers_write(self, context: Context) -> None:
+        """``pm.zeros``, ``pm.full_like``, ... give the asked shape, dtype, order and values,
+        and the workers' writes reach the caller.
+        """
         prototype = np.zeros((6, 2), dtype=np.float32, order="F")
         with pm.use_context(context):
             arrays = {
@@ -282,26 +288,32 @@ class ContextConformance:
 
     # --------------------------------------------------------------- targets
     def test_list(self, context: Context) -> None:
+        """A list of mixed values: every index once, values in index order."""
         data = [3.5, "a", None, (1, 2), 7]
         assert _map_counting_visits(context, data, 5) == list(enumerate(data))
 
     def test_tuple(self, context: Context) -> None:
+        """A tuple."""
         data = tuple(range(100, 150))
         assert _map_counting_visits(context, data, 50) == list(enumerate(data))
 
     def test_range(self, context: Context) -> None:
+        """A range."""
         data = range(5, 305, 3)
         assert _map_counting_visits(context, data, 100) == list(enumerate(data))
 
     def test_str(self, context: Context) -> None:
+        """A string, one character per element."""
         data = "pashmap maps over the characters of a string"
         assert _map_counting_visits(context, data, len(data)) == list(enumerate(data))
 
     def test_user_sequence(self, context: Context) -> None:
+        """A user-defined ``collections.abc.Sequence``."""
         data = _Squares(60)
         assert _map_counting_visits(context, data, 60) == [(i, i * i) for i in range(60)]
 
     def test_ndarray_1d(self, context: Context) -> None:
+        """A 1-d numpy array."""
         data = np.linspace(0.0, 1.0, 200)
         out = context.array(like=data, fill=0)
         returned = _map_counting_visits(context, data, 200, out)
@@ -309,6 +321,7 @@ class ContextConformance:
         np.testing.assert_array_equal(out, data)
 
     def test_ndarray_2d_rows(self, context: Context) -> None:
+        """A 2-d numpy array, one row per element."""
         data = np.arange(60.0).reshape(20, 3)
         out = context.array((20, 3), fill=0)
         returned = _map_counting_visits(context, data, 20, out)
@@ -316,6 +329,7 @@ class ContextConformance:
         np.testing.assert_array_equal(out, data)
 
     def test_ndarray_target_axis_1(self, context: Context) -> None:
+        """``pm.NdarrayTarget(a, axis=1)``, one column per element."""
         data = np.arange(60.0).reshape(3, 20)
         out = context.array((20, 3), fill=0)
         returned = _map_counting_visits(context, pm.NdarrayTarget(data, axis=1), 20, out)
@@ -323,6 +337,7 @@ class ContextConformance:
         np.testing.assert_array_equal(out, data.T)
 
     def test_xarray_dataarray(self, context: Context) -> None:
+        """An xarray DataArray, along its first dimension (skipped without xarray)."""
         xr = pytest.importorskip("xarray")
         data = xr.DataArray(np.arange(24.0).reshape(8, 3), dims=("train", "pixel"))
         out = context.array((8, 3), fill=0)
@@ -335,12 +350,16 @@ class ContextConformance:
         np.testing.assert_array_equal(out, data.values)
 
     def test_user_map_target(self, context: Context) -> None:
+        """A user-written MapTarget with entries of several values, with and without
+        ``iterate_columns``.
+        """
         values = [0.5 * i for i in range(150)]
         expected = [(i, 0.5 * i, i * i) for i in range(150)]
         assert _map_counting_visits(context, _Pairs(values), 150) == expected
         assert _map_counting_visits(context, _ColumnarPairs(values), 150) == expected
 
     def test_pashmap_target_method(self, context: Context) -> None:
+        """An object naming its target with ``__pashmap_target__``."""
         frames = np.arange(40.0).reshape(10, 2, 2)
         totals = context.array(10, fill=0)
 
@@ -351,6 +370,8 @@ class ContextConformance:
         np.testing.assert_array_equal(totals, frames.sum(axis=(1, 2)))
 
     def test_empty_targets(self, context: Context) -> None:
+        """Empty targets of every kind: no kernel call, an empty list."""
+
         def never_called(worker_id: int, *entry: Any) -> None:
             raise ConformanceError(f"the kernel was called on an empty target with {entry}")
 
@@ -360,9 +381,11 @@ class ContextConformance:
 
     # ------------------------------------------------- order and exactly-once
     def test_return_values_in_index_order(self, context: Context) -> None:
+        """Return values come back as a list in index order."""
         assert context.map(lambda w, i, v: v * v, range(1000)) == [v * v for v in range(1000)]
 
     def test_return_values_none_and_mixed(self, context: Context) -> None:
+        """A kernel returning only ``None``, and one returning ``None`` for some elements."""
         out = context.array(90, fill=0)
 
         def writes_only(worker_id: int, index: int, value: int) -> None:
@@ -378,6 +401,7 @@ class ContextConformance:
         assert context.map(some_none, range(90)) == [None if i % 3 else i for i in range(90)]
 
     def test_every_index_once_with_skewed_costs(self, context: Context) -> None:
+        """Elements of very different costs: every index is visited exactly once."""
         length = 120
         visits = context.array(length, np.int64, fill=0, per_worker=True)
         workers = context.array(length, np.int64, fill=-1)
@@ -394,12 +418,18 @@ class ContextConformance:
         _assert_visited_once(visits, workers, context.num_workers)
 
     def test_every_index_once_in_many_small_shares(self, context: Context) -> None:
+        """Many small shares (equal, and guided down to single elements): every index exactly
+        once.
+        """
         # A target that is not cut guided gets many equal shares; a long array is cut
         # guided, down to shares of single elements at its end.
         _map_counting_visits(context, _Pairs([1.0] * 700), 700)
         _map_counting_visits(context, np.zeros(3000), 3000)
 
     def test_every_index_once_with_the_shares_option(self, context: Context) -> None:
+        """``shares=n`` for several ``n``: every index exactly once (skipped for a context
+        without the option).
+        """
         length = 37
         try:
             _map_counting_visits(context, range(length), length, shares=1)
@@ -412,6 +442,10 @@ class ContextConformance:
 
     # ------------------------------------------------------------ exceptions
     def test_kernel_exception_keeps_its_type_and_message(self, context: Context) -> None:
+        """A kernel's exception reaches the caller with its type and message; the context still
+        works after.
+        """
+
         def fails_at_seven(worker_id: int, index: int, value: int) -> int:
             if index == 7:
                 raise ValueError(f"element {index} is bad")
@@ -425,6 +459,10 @@ class ContextConformance:
         )
 
     def test_kernel_exception_traceback_names_the_kernel(self, context: Context) -> None:
+        """The traceback (or the remote one chained to it) names the kernel and the function
+        that raised.
+        """
+
         def check_the_value(value: int) -> None:
             if value == 3:
                 raise ConformanceError("raised on purpose")
@@ -441,6 +479,9 @@ class ContextConformance:
 
     # --------------------------------------------------- per-worker features
     def test_per_worker_arrays(self, context: Context) -> None:
+        """``per_worker=True`` adds a ``num_workers`` axis (first for C, last for F order); each
+        worker writes only its slice.
+        """
         num_workers = context.num_workers
         length = 50
         data = np.arange(1.0, length + 1)
@@ -464,6 +505,7 @@ class ContextConformance:
         np.testing.assert_array_equal(rows.sum(axis=0), data)
 
     def test_accumulator_sum(self, context: Context) -> None:
+        """``Accumulator`` sums, created with ``context=`` and under ``pm.use_context``."""
         data = np.linspace(-5.0, 3.0, 101)
         weights = np.array([1.0, 2.0, 3.0])
         total = pm.Accumulator(3, context=context)
@@ -479,6 +521,7 @@ class ContextConformance:
         assert counts.result() == 101
 
     def test_accumulator_max(self, context: Context) -> None:
+        """``Accumulator(reduce=np.maximum)``."""
         data = np.linspace(-5.0, 3.0, 101)
         peak = pm.Accumulator((), reduce=np.maximum, context=context)
         peak_row = pm.Accumulator(2, np.int64, reduce=np.maximum, context=context)
@@ -492,6 +535,9 @@ class ContextConformance:
         assert peak_row.result().tolist() == [100, 0]
 
     def test_per_worker_values(self, context: Context) -> None:
+        """``PerWorker``: the factory runs once per worker and map, in that worker; the teardown
+        once per value.
+        """
         num_workers = context.num_workers
         length = 40
         created = context.array(num_workers, np.int64, fill=0)
@@ -526,6 +572,9 @@ class ContextConformance:
 
     # ---------------------------------------------------------------- options
     def test_progress_bar(self, context: Context) -> None:
+        """``progress=True``, and the program-wide default, give the same results with the bar
+        on (skipped without tqdm).
+        """
         pytest.importorskip("tqdm")
         data = np.arange(200.0)
         out = context.array(like=data, fill=0)
@@ -542,6 +591,10 @@ class ContextConformance:
             pm.set_default_options(**previous)
 
     def test_timeout_raises_map_timeout_error(self, context: Context) -> None:
+        """``timeout=`` past: ``MapTimeoutError``, a ``TimeoutError``, without hanging; the
+        context works after.
+        """
+
         def sleeps(worker_id: int, index: int, value: int) -> int:
             time.sleep(0.25)
             return value
@@ -556,6 +609,7 @@ class ContextConformance:
         )
 
     def test_timeout_not_reached(self, context: Context) -> None:
+        """A ``timeout=`` that is not reached changes nothing."""
         out = context.array(100, fill=0)
 
         def write(worker_id: int, index: int, value: int) -> int:
@@ -567,6 +621,7 @@ class ContextConformance:
 
     # ------------------------------------------------------------ nested maps
     def test_nested_map(self, context: Context) -> None:
+        """A ``pm.map`` inside the kernel works and gives the right answer."""
         length = 12
         with pm.use_context(context):
             out = pm.zeros(length)
@@ -582,12 +637,15 @@ class ContextConformance:
 
     # ---------------------------------------------------------- bad arguments
     def test_kernel_that_is_not_callable(self, context: Context) -> None:
+        """A kernel that is not callable: ``TypeError``."""
         with pytest.raises(TypeError):
             context.map(42, [1, 2])  # type: ignore[call-overload]
         with pytest.raises(TypeError):
             context.map([1, 2], lambda w, i, v: None)  # type: ignore[call-overload]
 
     def test_target_that_cannot_be_mapped(self, context: Context) -> None:
+        """A dict, a set, a generator, an int, an object: ``TypeError``."""
+
         def kernel(worker_id: int, index: int, value: Any) -> None:
             raise ConformanceError("the kernel was called on an unmappable target")
 
@@ -596,16 +654,21 @@ class ContextConformance:
                 context.map(kernel, target)
 
     def test_unknown_option(self, context: Context) -> None:
+        """An option no context knows: ``TypeError``."""
         with pytest.raises(TypeError):
             context.map(lambda w, i, v: v, [1, 2], no_such_option=True)
 
     def test_bad_timeout(self, context: Context) -> None:
+        """A negative timeout: ``ValueError``; one that is not a number: ``TypeError``."""
         with pytest.raises(ValueError, match="timeout"):
             context.map(lambda w, i, v: v, [1, 2], timeout=-1)
         with pytest.raises(TypeError):
             context.map(lambda w, i, v: v, [1, 2], timeout="soon")
 
     def test_bad_array_arguments(self, context: Context) -> None:
+        """``array`` without a shape or with a bad shape, order or fill: ``TypeError`` or
+        ``ValueError``.
+        """
         with pytest.raises(TypeError):
             context.array()
         with pytest.raises(TypeError):
@@ -621,6 +684,7 @@ class ContextConformance:
 
     # --------------------------------------------------------------- lifetime
     def test_close_twice(self, context: Context) -> None:
+        """``close()`` may be called twice."""
         assert context.map(lambda w, i, v: v, range(3)) == [0, 1, 2]
         context.close()  # and once more after the test
 
