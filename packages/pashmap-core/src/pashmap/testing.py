@@ -34,6 +34,7 @@ assert nothing about time beyond "did not hang". This module imports pytest;
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -119,6 +120,34 @@ class _Scan:
 
     def __pashmap_target__(self) -> pm.NdarrayTarget:
         return pm.NdarrayTarget(self.frames)
+
+
+class _FailingPairs(_Pairs):
+    """A target whose ``iterate`` raises at element 5."""
+
+    def iterate(self, share: range) -> Iterator[tuple[int, float, int]]:
+        for entry in super().iterate(share):
+            if entry[0] == 5:
+                raise ConformanceError("the target failed at element 5")
+            yield entry
+
+
+class _Writer:
+    """Kernels that are a bound method and a callable object."""
+
+    def __init__(self, out: NDArray[Any]) -> None:
+        self.out = out
+
+    def write(self, worker_id: int, index: int, value: int) -> None:
+        self.out[index] = value
+
+    def __call__(self, worker_id: int, index: int, value: int) -> int:
+        self.out[index] = -value
+        return -value
+
+
+def _scaled(factor: int, out: NDArray[Any], worker_id: int, index: int, value: int) -> None:
+    out[index] = factor * value
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -286,6 +315,36 @@ class ContextConformance:
         for name, array in arrays.items():
             assert array.tolist() == [[v, -v] for v in range(10, 16)], name
 
+    def test_arrays_of_other_dtypes(self, context: Context) -> None:
+        """Arrays of bool, small and unsigned ints, complex, datetime and string dtypes."""
+        dtypes = ["?", "i1", "u8", "c8", "M8[s]", "S4", "U3"]
+        arrays = [context.array(6, dtype) for dtype in dtypes]
+
+        def write(worker_id: int, index: int, value: int) -> None:
+            for out in arrays:
+                out[index] = np.array(value).astype(out.dtype)
+
+        context.map(write, range(6))
+        for dtype, out in zip(dtypes, arrays):
+            assert out.dtype == np.dtype(dtype)
+            assert out.tolist() == np.arange(6).astype(dtype).tolist(), dtype
+
+    def test_array_of_a_structured_dtype(self, context: Context) -> None:
+        """An array of a structured dtype keeps its fields in the workers."""
+        dtype = np.dtype([("train_id", np.uint64), ("energy", np.float32), ("flag", "?")])
+        out = context.array(8, dtype, fill=0)
+
+        def write(worker_id: int, index: int, value: int) -> str:
+            out[index] = (value, value / 2, value % 2 == 1)
+            out["energy"][index] *= 2
+            return str(out.dtype.names)
+
+        assert context.map(write, range(100, 108)) == [str(dtype.names)] * 8
+        assert out.dtype == dtype
+        assert out["train_id"].tolist() == list(range(100, 108))
+        assert out["energy"].tolist() == list(range(100, 108))
+        assert out["flag"].tolist() == [False, True] * 4
+
     # --------------------------------------------------------------- targets
     def test_list(self, context: Context) -> None:
         """A list of mixed values: every index once, values in index order."""
@@ -379,6 +438,21 @@ class ContextConformance:
         for empty in empties:
             assert context.map(never_called, empty) == [], f"mapping over {empty!r}"
 
+    def test_single_element(self, context: Context) -> None:
+        """A target of one element (fewer elements than workers)."""
+        assert _map_counting_visits(context, [41], 1) == [(0, 41)]
+
+    def test_kernels_of_every_callable_kind(self, context: Context) -> None:
+        """A ``functools.partial``, a bound method, a callable object and a builtin."""
+        out = context.array(10, fill=0)
+        assert context.map(functools.partial(_scaled, 3, out), range(10)) == [None] * 10
+        assert out.tolist() == [3 * v for v in range(10)]
+        context.map(_Writer(out).write, range(10))
+        assert out.tolist() == list(range(10))
+        assert context.map(_Writer(out), range(10)) == [-v for v in range(10)]
+        assert out.tolist() == [-v for v in range(10)]
+        assert context.map(max, range(10, 15)) == list(range(10, 15))
+
     # ------------------------------------------------- order and exactly-once
     def test_return_values_in_index_order(self, context: Context) -> None:
         """Return values come back as a list in index order."""
@@ -399,6 +473,13 @@ class ContextConformance:
         assert context.map(writes_only, range(90)) == [None] * 90
         np.testing.assert_array_equal(out, np.arange(90))
         assert context.map(some_none, range(90)) == [None if i % 3 else i for i in range(90)]
+
+    def test_large_return_values(self, context: Context) -> None:
+        """Return values of a megabyte each come back whole and in order."""
+        values = context.map(lambda w, i, v: np.full(125_000, v), range(6))
+        assert [(value.shape, float(value[0]), float(value[-1])) for value in values] == [
+            ((125_000,), float(v), float(v)) for v in range(6)
+        ]
 
     def test_every_index_once_with_skewed_costs(self, context: Context) -> None:
         """Elements of very different costs: every index is visited exactly once."""
@@ -476,6 +557,15 @@ class ContextConformance:
         report = "".join(traceback.format_exception(info.type, info.value, info.tb))
         assert "raise_in_this_kernel" in report, report
         assert "check_the_value" in report, report
+
+    def test_exceptions_from_the_target_and_a_per_worker_factory(self, context: Context) -> None:
+        """An exception raised by the target's ``iterate`` or by a ``PerWorker`` factory
+        reaches the caller with its type, as a kernel's does."""
+        with pytest.raises(ConformanceError, match="the target failed at element 5"):
+            context.map(lambda w, i, v, square: None, _FailingPairs([0.0] * 20))
+        resource = pm.PerWorker(lambda worker_id: 1 // (worker_id - worker_id))
+        with pytest.raises(ZeroDivisionError):
+            context.map(lambda w, i, v: resource.get(), range(5))
 
     # --------------------------------------------------- per-worker features
     def test_per_worker_arrays(self, context: Context) -> None:
@@ -569,6 +659,43 @@ class ContextConformance:
             assert torn_down.tolist() == expected.tolist(), "the teardown runs once per value"
             np.testing.assert_array_equal(seen, 1000 + workers)
             assert not wrong_id.any(), "current_worker_id() differs from the kernel's worker_id"
+
+    def test_per_worker_teardown_after_a_kernel_error(self, context: Context) -> None:
+        """The worker whose kernel raised still tears its ``PerWorker`` value down."""
+        created = context.array(context.num_workers, np.int64, fill=0)
+        torn_down = context.array(context.num_workers, np.int64, fill=0)
+        failed = context.array(1, np.int64, fill=-1)
+
+        def make(worker_id: int) -> int:
+            created[worker_id] += 1
+            return worker_id
+
+        def tear_down(worker_id: int) -> None:
+            torn_down[worker_id] += 1
+
+        resource = pm.PerWorker(make, teardown=tear_down)
+
+        def fails_at_seven(worker_id: int, index: int, value: int) -> None:
+            resource.get()
+            if index == 7:
+                failed[0] = worker_id
+                raise ConformanceError("raised on purpose")
+
+        with pytest.raises(ConformanceError):
+            context.map(fails_at_seven, range(30))
+        worker = int(failed[0])
+        assert 0 <= worker < context.num_workers
+        assert (created[worker], torn_down[worker]) == (1, 1)
+
+    def test_per_worker_teardown_error_reaches_the_caller(self, context: Context) -> None:
+        """An exception raised by a ``PerWorker`` teardown reaches the caller."""
+
+        def tear_down(value: int) -> None:
+            raise ConformanceError("the teardown failed")
+
+        resource = pm.PerWorker(lambda worker_id: worker_id, teardown=tear_down)
+        with pytest.raises(ConformanceError, match="the teardown failed"):
+            context.map(lambda w, i, v: resource.get(), range(10))
 
     # ---------------------------------------------------------------- options
     def test_progress_bar(self, context: Context) -> None:
