@@ -325,7 +325,7 @@ class ContextConformance:
                 out[index] = np.array(value).astype(out.dtype)
 
         context.map(write, range(6))
-        for dtype, out in zip(dtypes, arrays):
+        for dtype, out in zip(dtypes, arrays, strict=True):
             assert out.dtype == np.dtype(dtype)
             assert out.tolist() == np.arange(6).astype(dtype).tolist(), dtype
 
