@@ -9,7 +9,7 @@ import traceback
 import numpy as np
 import pytest
 
-from pashmap import BaseContext
+from pashmap.contexts import BaseContext
 from pashmap_shm import KernelError, ProcessContext, RemoteTraceback, ThreadContext
 
 

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 import pashmap as pm
-from pashmap import BaseContext
+from pashmap.contexts import SHARES_PER_WORKER, BaseContext
 from pashmap_shm import ProcessContext, ThreadContext
-from pashmap_shm.scheduling import SHARES_PER_WORKER
 
 
 def test_every_index_exactly_once(context: BaseContext) -> None:

@@ -11,7 +11,8 @@ import psutil
 import pytest
 
 import pashmap as pm
-from pashmap import BaseContext, MapTimeoutError
+from pashmap import MapTimeoutError
+from pashmap.contexts import BaseContext
 from pashmap.progress import ProgressBar
 from pashmap_shm import ProcessContext, ThreadContext
 

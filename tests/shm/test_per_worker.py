@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import pashmap as pm
-from pashmap import BaseContext
+from pashmap.contexts import BaseContext
 
 from .conftest import KINDS
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import pashmap as pm
-from pashmap import BaseContext
+from pashmap.contexts import BaseContext
 from pashmap_shm import ProcessContext, ThreadContext
 
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import pashmap as pm
+import pashmap.contexts
 import pashmap_shm
-from pashmap_shm import ProcessContext, ThreadContext, shared_memory
+from pashmap_shm import ProcessContext, ThreadContext
 
 
 def test_allocations_are_shared_and_writable_by_workers() -> None:
@@ -69,7 +70,7 @@ def test_object_dtype_is_fine_under_threads() -> None:
 
 
 def test_oversize_allocation_raises_memory_error_with_the_size() -> None:
-    available = shared_memory.available_memory()
+    available = pashmap.contexts.available_memory()
     assert available is not None
     elements = (available // 8) * 2
     with pytest.raises(MemoryError, match=r"cannot allocate .* GiB \(\d+ bytes\).*available"):
@@ -82,7 +83,7 @@ def test_absurd_allocation_raises_memory_error() -> None:
 
 
 def test_available_memory_is_plausible() -> None:
-    available = shared_memory.available_memory()
+    available = pashmap.contexts.available_memory()
     assert available is not None
     assert 0 < available <= os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 

@@ -1,7 +1,8 @@
 """BaseContext: the shared implementation of the Context protocol.
 
-Subclasses implement the two low-level methods, ``allocate`` and ``run``; everything else
-(argument checking, target wrapping, the allocation helpers, ``with`` support) is here.
+Subclasses implement ``num_workers`` and the two low-level methods, ``allocate`` and
+``run``; everything else (argument checking, target wrapping, option resolution, the
+allocation helpers, ``with`` support) is here.
 """
 
 from __future__ import annotations
@@ -75,9 +76,9 @@ class BaseContext(abc.ABC):
         Returns:
             The kernel's return values, in index order.
 
-        A context runs each worker inside :func:`pashmap.worker.worker_scope` (so that
+        A context runs each worker inside :func:`pashmap.contexts.worker_scope` (so that
         :class:`~pashmap.PerWorker` values and :attr:`Accumulator.local` work), and
-        calls the kernel through :func:`pashmap.execution.run_share`, which also counts
+        calls the kernel through :func:`pashmap.contexts.run_share`, which also counts
         progress and enforces the deadline.
         """
 

@@ -13,9 +13,9 @@ import platform
 import shutil
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import pashmap as pm
+from pashmap.machine import available_cpus, available_memory, cgroup_cpu_quota, format_bytes
 from pashmap.registry import CONTEXTS_GROUP, TARGETS_GROUP, context_names, registrations
 from pashmap.workloads import WORKLOADS, Sizes, all_workloads
 
@@ -71,26 +71,17 @@ def _distribution_versions() -> list[tuple[str, str]]:
 
 
 def _usable_cpus() -> str:
-    text = f"{os.cpu_count()} in the machine"
+    text = f"{available_cpus()} usable, {os.cpu_count()} in the machine"
     if hasattr(os, "sched_getaffinity"):
-        text = f"{len(os.sched_getaffinity(0))} usable (affinity), " + text
-    try:  # cgroup v2 CPU quota, e.g. "200000 100000" for 2 CPUs; "max" for none
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        if quota != "max":
-            text += f", cgroup quota {int(quota) / int(period):g} CPUs"
-    except (OSError, ValueError):
-        pass
+        text += f" (affinity {len(os.sched_getaffinity(0))}"
+        quota = cgroup_cpu_quota()
+        text += f", cgroup quota {quota:g} CPUs)" if quota is not None else ")"
     return text
 
 
 def _available_memory() -> str | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return f"{int(line.split()[1]) / 2**20:.1f} GiB available"
-    except OSError:
-        pass
-    return None
+    available = available_memory()
+    return None if available is None else f"{format_bytes(available)} available"
 
 
 def _info(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ so code written against the built-in type keeps working.
 from __future__ import annotations
 
 __all__ = [
+    "KernelError",
     "MapTimeoutError",
     "MissingPluginError",
     "MissingTargetPluginError",
@@ -58,6 +59,22 @@ class WorkerError(PashmapError):
     Exceptions raised by the kernel itself reach the caller with their own type; this
     family is for failures of the machinery (a worker that died, a broken pool).
     """
+
+
+class KernelError(PashmapError):
+    """A kernel raised, in a worker, an exception that could not reach the caller as itself.
+
+    Raised instead of the original exception when that exception cannot be pickled (or
+    unpickled in the caller); the message names its type and text, and the chained
+    :class:`~pashmap.contexts.RemoteTraceback` shows where it was raised.
+
+    Attributes:
+        type_name: the qualified name of the original exception type.
+    """
+
+    def __init__(self, message: str, *, type_name: str) -> None:
+        super().__init__(message)
+        self.type_name = type_name
 
 
 class WorkerDiedError(WorkerError):

@@ -1,15 +1,14 @@
-"""How a worker runs the kernel over one share of a target.
+"""How a worker runs the kernel over one share of a target, and when a map must stop.
 
-Shared by every context, so that the cheapest way to call the kernel is used everywhere.
+Shared by every context, so that the cheapest way to call the kernel is used everywhere:
+through the target's columns when it has them (no tuple per element), with the progress
+counter bumped per share, and with the deadline checked per element only when there is
+one.
 """
 
 from __future__ import annotations
 
-import dis
-import functools
-import inspect
 import time
-import types
 from collections.abc import Callable
 from functools import partial
 from itertools import repeat, starmap
@@ -19,10 +18,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pashmap.errors import MapTimeoutError
-from pashmap.identity_cache import remember_last
 from pashmap.target import MapTarget
 
-__all__ = ["deadline_after", "returns_only_none", "run_share", "share_runner"]
+__all__ = ["deadline_after", "run_share", "share_runner"]
 
 R = TypeVar("R")
 
@@ -139,52 +137,3 @@ def _run_share_watched(
 def deadline_after(timeout: float | None) -> float | None:
     """The ``time.monotonic()`` value ``timeout`` seconds from now (``None`` for no limit)."""
     return None if timeout is None else time.monotonic() + timeout
-
-
-def returns_only_none(kernel: Callable[..., Any]) -> bool:
-    """Whether every call of ``kernel`` that returns gives ``None``, as its bytecode proves.
-
-    True for a plain function (or a ``functools.partial`` or bound method of one) whose
-    every ``return`` returns the constant ``None`` -- the usual kernel, which writes its
-    results into arrays. Workers then need not collect and check the values. False when
-    it cannot tell (a lambda, ``return value``, a generator, a callable object).
-    """
-    function: Any = kernel
-    if type(function) is not types.FunctionType:
-        for _ in range(10):
-            if isinstance(function, functools.partial):
-                function = function.func
-            elif isinstance(function, types.MethodType):
-                function = function.__func__
-            else:
-                break
-        if not isinstance(function, types.FunctionType):
-            return False
-    return _code_returns_only_none(function.__code__)
-
-
-_NOT_PLAIN = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
-
-
-@remember_last  # (the same kernel as last time: the usual case, answered by identity)
-@functools.lru_cache(maxsize=512)
-def _code_returns_only_none(code: types.CodeType) -> bool:
-    if code.co_flags & _NOT_PLAIN:
-        return False
-    previous: dis.Instruction | None = None
-    for instruction in dis.get_instructions(code):
-        name = instruction.opname
-        if name == "RETURN_CONST":  # Python 3.12+
-            if instruction.argval is not None:
-                return False
-        elif name == "RETURN_VALUE" and (
-            # Only "LOAD_CONST None; RETURN_VALUE", and not reached by a jump (which
-            # would bring another value).
-            instruction.is_jump_target
-            or previous is None
-            or previous.opname != "LOAD_CONST"
-            or previous.argval is not None
-        ):
-            return False
-        previous = instruction
-    return True

@@ -93,7 +93,7 @@ class LocalContext(BaseContext):
             )
         deadline = deadline_after(timeout)
         results: list[R] = []
-        with worker_scope(0), progress_counts(self, target, progress) as counts:
+        with worker_scope(0, parallel=False), progress_counts(self, target, progress) as counts:
             # With a progress bar, shares of about 1 % let the bar move as the map goes.
             for share in target.split(100 if counts is not None else 1):
                 results.extend(

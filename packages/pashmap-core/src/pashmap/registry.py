@@ -23,6 +23,7 @@ from typing import Any, TypeGuard
 
 from pashmap.context import Context
 from pashmap.errors import MissingPluginError, MissingTargetPluginError
+from pashmap.remote_exceptions import qualified_name
 from pashmap.target import MapTarget, TargetFactory
 
 __all__ = [
@@ -53,7 +54,7 @@ _BUILTINS: Mapping[str, Mapping[str, str]] = {
 }
 
 # Names and libraries that pashmap's own plugins provide, for "pip install" hints.
-_CONTEXT_PLUGINS = {"threads": "pashmap-shm", "processes": "pashmap-shm"}
+_CONTEXT_PLUGINS = {"threads": "pashmap-shm", "processes": "pashmap-shm", "dask": "pashmap-dask"}
 _TARGET_PLUGINS = {"extra_data": ("pashmap-xfel", "EXtra-data objects (runs, sources, keys)")}
 
 
@@ -334,6 +335,4 @@ def _unknown_target_error(
 
 
 def _type_name(obj: object) -> str:
-    klass = type(obj)
-    module = klass.__module__
-    return klass.__qualname__ if module == "builtins" else f"{module}.{klass.__qualname__}"
+    return qualified_name(type(obj))

@@ -54,7 +54,7 @@ class MapTarget(Protocol[ShareT]):
                     self.lines = open(path).read().splitlines()
 
                 def split(self, n):
-                    return pm.contiguous_ranges(len(self.lines), n)
+                    return contiguous_ranges(len(self.lines), n)
 
                 def iterate(self, share):
                     for index in share:
@@ -237,7 +237,7 @@ def ranges_of_sizes(sizes: Sequence[int], length: int) -> list[range]:
     """Cut ``range(length)`` into consecutive ranges of the given sizes.
 
     The usual :meth:`GuidedTarget.split_sizes` of a target whose shares are ranges of
-    element positions: ``return pm.ranges_of_sizes(sizes, len(self))``.
+    element positions: ``return ranges_of_sizes(sizes, len(self))``.
 
     Args:
         sizes: the length of each range, all ``>= 1``, adding up to ``length``.

@@ -17,11 +17,19 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from pashmap import BaseContext, MapTarget, MapTimeoutError
-from pashmap.allocation import Order
-from pashmap.execution import deadline_after, run_share, share_runner
-from pashmap.progress import progress_counts
-from pashmap.worker import worker_scope
+from pashmap import MapTarget, MapTimeoutError
+from pashmap.contexts import (
+    BaseContext,
+    Order,
+    deadline_after,
+    in_worker,
+    progress_counts,
+    resolve_num_workers,
+    run_share,
+    share_runner,
+    split_target,
+    worker_scope,
+)
 from pashmap_shm.blas_threads import (
     BlasThreads,
     blas_controller,
@@ -29,8 +37,6 @@ from pashmap_shm.blas_threads import (
     resolve_blas_threads,
     restore_blas_threads,
 )
-from pashmap_shm.scheduling import split_target
-from pashmap_shm.workers import in_worker, mark_thread_as_worker, resolve_num_workers
 
 __all__ = ["ThreadContext"]
 
@@ -50,7 +56,7 @@ class ThreadContext(BaseContext):
     caller waits up to a second for them). A map started inside a worker thread runs
     serially in that thread.
 
-    Each thread runs inside :func:`pashmap.worker.worker_scope`: a
+    Each thread runs inside :func:`pashmap.contexts.worker_scope`: a
     :class:`~pashmap.PerWorker` value is created and torn down in the thread that uses
     it, and :attr:`pashmap.Accumulator.local` is that thread's own slice.
 
@@ -124,7 +130,7 @@ class ThreadContext(BaseContext):
             timeout: seconds after which the map is cancelled.
             **options: ``shares``, the number of equal shares to cut the target into
                 (by default a :class:`~pashmap.GuidedTarget` is cut guided, any other
-                target into 32 shares per worker; see :mod:`pashmap_shm.scheduling`).
+                target into 32 shares per worker; see :func:`pashmap.contexts.split_target`).
 
         Returns:
             The kernel's return values in index order.
@@ -228,7 +234,6 @@ class _ThreadedMap:
         return share
 
     def _work(self, worker_id: int) -> None:
-        mark_thread_as_worker(True)
         try:
             with worker_scope(worker_id):
                 shares = self.shares
@@ -244,5 +249,3 @@ class _ThreadedMap:
                     self.values[share] = run(shares[share])
         except BaseException as exc:
             self.failures.append(exc)
-        finally:
-            mark_thread_as_worker(False)

@@ -1,4 +1,4 @@
-"""Dynamic load balancing: how a target is cut into shares for the workers.
+"""The share policy: how a parallel context cuts a target into shares for its workers.
 
 A parallel context cuts its target into many more shares than it has workers; each
 worker takes the next share (in index order) whenever it finishes one. A skewed
@@ -11,8 +11,8 @@ num_workers)`` part of what is left, so shares start large and shrink towards th
 down to single elements (or, for long targets, to a 256th per worker of the whole). A
 worker that starts the last share finishes soon after the others, also when the last
 elements cost the most: on 2 workers, a workload whose cost ramps up linearly with the
-index ended 3.2 % above the ideal time, against 6.3 % with 32 equal shares per worker,
-with about half as many shares. Other targets are asked for 32 equal shares per worker.
+index ends closer to the ideal time than with equal shares, with about half as many
+shares (see benchmarks/RESULTS.md). Other targets are asked for 32 equal shares per worker.
 ``shares=n`` asks any target for ``n`` equal shares.
 """
 
@@ -24,7 +24,7 @@ import operator
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from pashmap import GuidedTarget, MapTarget
+from pashmap.target import GuidedTarget, MapTarget
 
 __all__ = ["GUIDED_FRACTION", "SHARES_PER_WORKER", "guided_sizes", "split_target"]
 
