@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import pashmap as pm
+from pashmap.contexts import LocalContext
 from pashmap.testing import ContextConformance, ContextFactory
 
 
@@ -12,4 +12,4 @@ class TestLocalContext(ContextConformance):
     @pytest.fixture
     def make_context(self) -> ContextFactory:
         # The local context has one worker whatever is asked: the suite reads num_workers.
-        return lambda num_workers: pm.LocalContext()
+        return lambda num_workers: LocalContext()

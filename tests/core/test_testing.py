@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-import pashmap as pm
-from pashmap.target import MapTarget
+from pashmap.contexts import BaseContext, LocalContext
+from pashmap.targets import MapTarget
 from pashmap.testing import ContextConformance, check_context
 
 R = TypeVar("R")
@@ -23,7 +23,7 @@ def test_importing_pashmap_imports_neither_the_suite_nor_pytest() -> None:
 
 
 def test_check_context_runs_every_check_on_the_local_context() -> None:
-    outcomes = check_context(lambda num_workers: pm.LocalContext())
+    outcomes = check_context(lambda num_workers: LocalContext())
     checks = [name for name in vars(ContextConformance) if name.startswith("test_")]
     assert list(outcomes) == checks
     assert outcomes["test_quick_guide_under_use_context"] == "passed"
@@ -33,7 +33,7 @@ def test_check_context_runs_every_check_on_the_local_context() -> None:
     )
 
 
-class _TwoWorkers(pm.LocalContext):
+class _TwoWorkers(LocalContext):
     """Runs in the caller but claims two workers, handing out worker_id 0 and 1."""
 
     @property
@@ -41,12 +41,12 @@ class _TwoWorkers(pm.LocalContext):
         return 2
 
 
-class _ResultsReversed(pm.LocalContext):
+class _ResultsReversed(LocalContext):
     def run(self, kernel: Callable[..., R], target: MapTarget[Any], /, **options: Any) -> list[R]:
         return super().run(kernel, target, **options)[::-1]
 
 
-class _FirstShareTwice(pm.LocalContext):
+class _FirstShareTwice(LocalContext):
     def run(self, kernel: Callable[..., R], target: MapTarget[Any], /, **options: Any) -> list[R]:
         shares = target.split(4)
         if shares:
@@ -60,7 +60,7 @@ class _WorkerIdOutOfRange(_TwoWorkers):
         return super().run(lambda w, *entry: kernel(w + 2, *entry), target, **options)
 
 
-class _ExceptionsWrapped(pm.LocalContext):
+class _ExceptionsWrapped(LocalContext):
     def run(self, kernel: Callable[..., R], target: MapTarget[Any], /, **options: Any) -> list[R]:
         try:
             return super().run(kernel, target, **options)
@@ -68,24 +68,24 @@ class _ExceptionsWrapped(pm.LocalContext):
             raise RuntimeError(f"the kernel failed: {exc}") from None
 
 
-class _TimeoutIgnored(pm.LocalContext):
+class _TimeoutIgnored(LocalContext):
     def run(self, kernel: Callable[..., R], target: MapTarget[Any], /, **options: Any) -> list[R]:
         options.pop("timeout", None)
         return super().run(kernel, target, **options)
 
 
-class _OptionsIgnored(pm.LocalContext):
+class _OptionsIgnored(LocalContext):
     def run(self, kernel: Callable[..., R], target: MapTarget[Any], /, **options: Any) -> list[R]:
         known = {name: options[name] for name in ("progress", "timeout") if name in options}
         return super().run(kernel, target, **known)
 
 
-class _NoWorkerScope(pm.LocalContext):
+class _NoWorkerScope(LocalContext):
     def run(self, kernel: Callable[..., R], target: MapTarget[Any], /, **options: Any) -> list[R]:
         return [kernel(0, *entry) for share in target.split(1) for entry in target.iterate(share)]
 
 
-def _fails(check: str, context: pm.BaseContext) -> bool:
+def _fails(check: str, context: BaseContext) -> bool:
     try:
         getattr(ContextConformance(), check)(context)
     except (Exception, pytest.fail.Exception):
@@ -111,6 +111,6 @@ def _fails(check: str, context: pm.BaseContext) -> bool:
         (_NoWorkerScope, "test_accumulator_sum"),
     ],
 )
-def test_the_suite_catches_a_broken_context(broken: type[pm.BaseContext], check: str) -> None:
-    assert not _fails(check, pm.LocalContext()), "the reference context passes"
+def test_the_suite_catches_a_broken_context(broken: type[BaseContext], check: str) -> None:
+    assert not _fails(check, LocalContext()), "the reference context passes"
     assert _fails(check, broken())

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from pashmap import Context
+from pashmap.contexts import Context
 from pashmap.testing import ContextConformance, ContextFactory
 from pashmap_shm import ProcessContext, ThreadContext
 

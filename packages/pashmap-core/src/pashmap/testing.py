@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -45,7 +46,8 @@ import pytest
 from numpy.typing import NDArray
 
 import pashmap as pm
-from pashmap.context import Context
+from pashmap.contexts import Context
+from pashmap.targets import contiguous_ranges
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -98,7 +100,7 @@ class _Pairs:
         self.values = list(values)
 
     def split(self, n: int) -> list[range]:
-        return pm.contiguous_ranges(len(self.values), n)
+        return contiguous_ranges(len(self.values), n)
 
     def iterate(self, share: range) -> Iterator[tuple[int, float, int]]:
         for index in share:
@@ -120,6 +122,14 @@ class _Scan:
 
     def __pashmap_target__(self) -> pm.NdarrayTarget:
         return pm.NdarrayTarget(self.frames)
+
+
+class _UnpicklableError(Exception):
+    """An exception that cannot be pickled: it holds a lock."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.lock = threading.Lock()
 
 
 class _FailingPairs(_Pairs):
@@ -558,6 +568,21 @@ class ContextConformance:
         assert "raise_in_this_kernel" in report, report
         assert "check_the_value" in report, report
 
+    def test_kernel_exception_that_cannot_be_pickled(self, context: Context) -> None:
+        """An exception that cannot be pickled still reaches the caller: as itself, or
+        (across a process boundary) as ``pm.KernelError`` naming its type and message."""
+
+        def raises_unpicklable(worker_id: int, index: int, value: int) -> None:
+            if index == 2:
+                raise _UnpicklableError("it holds a lock")
+
+        with pytest.raises((_UnpicklableError, pm.KernelError)) as info:
+            context.map(raises_unpicklable, range(5))
+        if isinstance(info.value, pm.KernelError):
+            assert "_UnpicklableError" in str(info.value), str(info.value)
+            assert "it holds a lock" in str(info.value), str(info.value)
+            assert info.value.type_name.endswith("_UnpicklableError")
+
     def test_exceptions_from_the_target_and_a_per_worker_factory(self, context: Context) -> None:
         """An exception raised by the target's ``iterate`` or by a ``PerWorker`` factory
         reaches the caller with its type, as a kernel's does."""
@@ -766,9 +791,9 @@ class ContextConformance:
     def test_kernel_that_is_not_callable(self, context: Context) -> None:
         """A kernel that is not callable: ``TypeError``."""
         with pytest.raises(TypeError):
-            context.map(42, [1, 2])  # type: ignore[call-overload]
+            context.map(42, [1, 2])  # type: ignore[arg-type]
         with pytest.raises(TypeError):
-            context.map([1, 2], lambda w, i, v: None)  # type: ignore[call-overload]
+            context.map([1, 2], lambda w, i, v: None)  # type: ignore[arg-type]
 
     def test_target_that_cannot_be_mapped(self, context: Context) -> None:
         """A dict, a set, a generator, an int, an object: ``TypeError``."""
