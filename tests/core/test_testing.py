@@ -33,6 +33,38 @@ def test_check_context_runs_every_check_on_the_local_context() -> None:
     )
 
 
+class _Recording(LocalContext):
+    """Records how the suite opens and closes it."""
+
+    def __init__(self, events: list[str]) -> None:
+        super().__init__()
+        self.events = events
+
+    def __enter__(self) -> _Recording:
+        self.events.append("enter")
+        return self
+
+    def close(self) -> None:
+        self.events.append("close")
+
+
+def test_check_context_makes_one_context_per_check_and_closes_it() -> None:
+    asked: list[int] = []
+    events: list[str] = []
+
+    def make_context(num_workers: int) -> _Recording:
+        asked.append(num_workers)
+        return _Recording(events)
+
+    outcomes = check_context(make_context, num_workers=3)
+    assert asked == [3] * len(outcomes)
+    assert events.count("enter") == 0
+    assert events.count("close") == len(outcomes) + 1  # test_close_twice closes once more
+    events.clear()
+    check_context(make_context, use_with_block=True)
+    assert events.count("enter") == len(outcomes)
+
+
 class _TwoWorkers(LocalContext):
     """Runs in the caller but claims two workers, handing out worker_id 0 and 1."""
 
