@@ -51,8 +51,6 @@ def quick_guide(n: int) -> tuple[float, bool]:
 
 def _demo(args: argparse.Namespace) -> int:
     n = args.size
-    if n < 1:
-        raise ValueError(f"--size must be at least 1, got {n}")
     print(f"pashmap demo: the quick guide, outp[index] = 3 * value over {n:,} float64")
     print(f"{'context':<12} {'workers':>7} {'map time':>10} {'per element':>12} {'result':>7}")
     failures = 0
@@ -141,6 +139,25 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1 (checked before any work starts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found: argparse.ArgumentParser = action.choices[command]
+            return found
+    return parser
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pashmap", description="Parallel map with shared-memory, zero-copy outputs."
@@ -151,11 +168,14 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="run the quick guide under every installed context and check it"
     )
     demo.add_argument(
-        "--size", type=int, default=2_000_000, help="number of elements (default 2,000,000)"
+        "--size",
+        type=positive_int,
+        default=2_000_000,
+        help="number of elements (default 2,000,000)",
     )
     demo.add_argument(
         "--workers",
-        type=int,
+        type=positive_int,
         default=None,
         help="workers for parallel contexts (default: all CPUs)",
     )
@@ -179,8 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
-    if args.command != "bench" and rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command != "bench" and rest:  # with the command's own usage, not pashmap's
+        _subparser(parser, args.command).error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         if args.command == "bench":
             from pashmap.bench.command import main as bench
