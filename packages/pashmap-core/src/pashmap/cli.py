@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 import pashmap as pm
-from pashmap.machine import available_memory, describe_cpus, format_bytes
+from pashmap.machine import available_cpus, available_memory, describe_cpus, format_bytes
 from pashmap.registry import CONTEXTS_GROUP, TARGETS_GROUP, context_names, registrations
 
 # Plugins add sections to ``pashmap demo`` through this entry-point group: each entry is a
@@ -54,19 +54,30 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"pashmap demo: the quick guide, outp[index] = 3 * value over {n:,} float64")
     print(f"{'context':<12} {'workers':>7} {'map time':>10} {'per element':>12} {'result':>7}")
     failures = 0
+    times: dict[str, float] = {}
     for name in context_names():
         kwargs = {} if args.workers is None or name == "local" else {"num_workers": args.workers}
         with pm.use_context(name, **kwargs) as context:
             elapsed, ok = quick_guide(n)
         failures += not ok
+        times[name] = elapsed
         print(
             f"{name:<12} {context.num_workers:>7} {elapsed:>8.3f} s {elapsed / n * 1e9:>9.0f} ns"
-            f" {'ok' if ok else 'WRONG':>7}"
+            f" {'ok' if ok else 'WRONG':>7}",
+            flush=True,
         )
     if failures:
         print(f"pashmap demo: {failures} context(s) gave wrong results", file=sys.stderr)
         return 1
     print("all results verified against inp * 3")
+    slower = [name for name, seconds in times.items() if seconds > times.get("local", seconds)]
+    if slower:
+        print(
+            f"({', '.join(slower)} slower than local here: the quick guide's kernel is one "
+            "multiplication per element, too little work for the cost of starting workers "
+            f"and for the memory bandwidth they share, on the {available_cpus()} CPU(s) this "
+            "process may use. Kernels that do real work per element gain.)"
+        )
     for name, registration in registrations(DEMOS_GROUP).items():
         print(f"\n{name} demo (from {registration.distribution})")
         status = registration.load()(workers=args.workers)
