@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from pashmap.allocation import Order, ShapeLike, allocate_array
+from pashmap.kernel_check import check_kernel_arguments
 from pashmap.options import resolve_options
 from pashmap.registry import resolve_target
 from pashmap.target import MapTarget, SupportsMapTarget
@@ -144,6 +145,7 @@ class BaseContext(abc.ABC):
                 "call it as map(kernel, target)"
             )
         mapped = resolve_target(target)
+        check_kernel_arguments(kernel, mapped)
         resolved = resolve_options(options)
         if in_worker():  # a nested map runs in the outer map's workers and scopes
             return self.run(kernel, mapped, **resolved)

@@ -18,7 +18,8 @@ workers are (threads, processes, machines):
   :meth:`BaseContext.map` with :class:`map_running`), so an accumulator made for
   another context is refused instead of losing its writes;
 * running a share: :func:`run_share` / :func:`share_runner` call the kernel the cheapest
-  way, count progress and stop at a deadline (:func:`deadline_after`);
+  way, count progress, stop at a deadline (:func:`deadline_after`) and between two
+  elements when the map must end early (:class:`StopSignal`);
 * progress: :func:`progress_counts` draws a tqdm bar from per-worker counters that the
   context allocates where its workers can write them;
 * exception transport: :func:`encode_exception` in the worker, :func:`decode_exception`
@@ -35,7 +36,7 @@ from pashmap.allocation import Allocator, Order, ShapeLike, allocate_array
 from pashmap.base_context import BaseContext
 from pashmap.context import Context
 from pashmap.errors import KernelError
-from pashmap.execution import deadline_after, run_share, share_runner
+from pashmap.execution import StopSignal, deadline_after, run_share, share_runner
 from pashmap.local import LocalContext
 from pashmap.machine import available_cpus, available_memory, format_bytes, resolve_num_workers
 from pashmap.options import COMMON_OPTIONS
@@ -69,6 +70,7 @@ __all__ = [
     "ProgressBar",
     "RemoteTraceback",
     "ShapeLike",
+    "StopSignal",
     "WorkerScope",
     "allocate_array",
     "available_cpus",

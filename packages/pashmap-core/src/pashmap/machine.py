@@ -30,6 +30,7 @@ __all__ = [
     "cgroup_cpu_quota",
     "cgroup_directories",
     "cgroup_memory_room",
+    "describe_cpus",
     "format_bytes",
     "resolve_num_workers",
 ]
@@ -258,3 +259,17 @@ def format_bytes(nbytes: float) -> str:
         if nbytes >= scale:
             return f"{nbytes / scale:.2f} {unit}"
     return f"{nbytes:.0f} bytes"
+
+
+def describe_cpus() -> str:
+    """The CPUs in one line, for reports: usable, in the machine, affinity and cgroup quota.
+
+    Returns:
+        e.g. ``"2 usable, 8 in the machine (affinity 8, cgroup quota 2 CPUs)"``.
+    """
+    text = f"{available_cpus()} usable, {os.cpu_count()} in the machine"
+    if hasattr(os, "sched_getaffinity"):
+        text += f" (affinity {len(os.sched_getaffinity(0))}"
+        quota = cgroup_cpu_quota()
+        text += f", cgroup quota {quota:g} CPUs)" if quota is not None else ")"
+    return text

@@ -37,6 +37,7 @@ class SequenceTarget(Generic[T]):
     """
 
     description: ClassVar[str] = "sequences (list, tuple, range, any collections.abc.Sequence)"
+    kernel_arguments: ClassVar[tuple[str, ...]] = ("index", "value")
 
     def __init__(self, sequence: Sequence[T]) -> None:
         if not isinstance(sequence, Sequence):
