@@ -441,6 +441,12 @@ def _is_xtdf(detector: object) -> bool:
 
 
 def _hint_for(obj: object) -> str:
+    if "Iterator" in type(obj).__name__ or hasattr(obj, "__next__"):
+        return (
+            " For a trains() iterator, map over the run (or the selection) itself, e.g. "
+            "pm.map(kernel, detector): the workers read the trains; list(obj) would read "
+            "them all into memory first."
+        )
     components = sys.modules.get("extra_data.components")
     if components is not None and isinstance(obj, components.MultimodKeyData):
         return (
