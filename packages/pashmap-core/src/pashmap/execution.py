@@ -154,10 +154,8 @@ def share_runner(
                 try:
                     return list(map(kernel, workers, *iterate_columns(share)))
                 except TypeError as exc:  # (free until raised: the fast path pays nothing)
-                    broken = _broken_contract(exc, target, share)
-                    if broken is None:
-                        raise
-                    raise broken from exc
+                    _raise_if_broken(exc, target, share)
+                    raise
 
         else:
             signal = stop
@@ -165,13 +163,10 @@ def share_runner(
             def run(share: Any) -> list[R]:
                 try:
                     first, *rest = iterate_columns(share)
-                    going = compress(first, signal._running())
-                    values = list(map(kernel, workers, going, *rest))
+                    values = list(map(kernel, workers, compress(first, signal._running()), *rest))
                 except TypeError as exc:
-                    broken = _broken_contract(exc, target, share)
-                    if broken is None:
-                        raise
-                    raise broken from exc
+                    _raise_if_broken(exc, target, share)
+                    raise
                 signal._check()
                 return values
 
@@ -184,10 +179,8 @@ def share_runner(
                 try:
                     return list(starmap(call, iterate(share)))
                 except TypeError as exc:
-                    broken = _broken_contract(exc, target, share)
-                    if broken is None:
-                        raise
-                    raise broken from exc
+                    _raise_if_broken(exc, target, share)
+                    raise
 
         else:
             signal = stop
@@ -196,10 +189,8 @@ def share_runner(
                 try:
                     values = list(starmap(call, compress(iterate(share), signal._running())))
                 except TypeError as exc:
-                    broken = _broken_contract(exc, target, share)
-                    if broken is None:
-                        raise
-                    raise broken from exc
+                    _raise_if_broken(exc, target, share)
+                    raise
                 signal._check()
                 return values
 
@@ -238,11 +229,18 @@ def _run_share_watched(
             if counts is not None:
                 counts[worker_id] += 1
     except TypeError as exc:
-        broken = _broken_contract(exc, target, share, columns=False)
-        if broken is None:
-            raise
-        raise broken from exc
+        _raise_if_broken(exc, target, share, columns=False)
+        raise
     return results
+
+
+def _raise_if_broken(
+    exc: TypeError, target: MapTarget[Any], share: Any, *, columns: bool | None = None
+) -> None:
+    """Raise the error naming ``target`` if ``exc`` comes from its entries."""
+    broken = _broken_contract(exc, target, share, columns=columns)
+    if broken is not None:
+        raise broken from exc
 
 
 def _broken_contract(
