@@ -58,6 +58,15 @@ _BUILTINS: Mapping[str, Mapping[str, str]] = {
 # Names and libraries that pashmap's own plugins provide, for "pip install" hints.
 _CONTEXT_PLUGINS = {"threads": "pashmap-shm", "processes": "pashmap-shm", "dask": "pashmap-dask"}
 _TARGET_PLUGINS = {"extra_data": ("pashmap-xfel", "EXtra-data objects (runs, sources, keys)")}
+# Iterators whose library has a target for the object they came from: map over that
+# object, which the workers read piece by piece, never over list(iterator).
+_ITERATOR_HINTS = {
+    "extra_data": (
+        " For EXtra-data's trains() iterator, map over the run (or the selection) itself: "
+        "pm.map(kernel, run) gives the kernel (index, train_id, data) per train, read in "
+        "the workers; list(run.trains()) would read the whole run into memory first."
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -405,7 +414,8 @@ def _unknown_target_error(
     if isinstance(obj, Mapping):
         hint = " For a dict, map over list(d.items()) or list(d.values())."
     elif hasattr(obj, "__next__") or hasattr(obj, "__iter__"):
-        hint = " For an iterator, generator or set, map over list(obj)."
+        hint = _ITERATOR_HINTS.get(_library_of_iterator(obj), "")
+        hint = hint or " For an iterator, generator or set, map over list(obj)."
     return TypeError(
         f"cannot map over an object of type {_type_name(obj)}. pashmap maps over: "
         f"{accepted}.{hint} To map over anything else, pass a MapTarget: an object with "
@@ -413,6 +423,23 @@ def _unknown_target_error(
         "tuples, or give its type a __pashmap_target__() method returning one "
         "(see help(pashmap.MapTarget))."
     )
+
+
+def _library_of_iterator(obj: object) -> str:
+    """The top-level package that made a generator or iterator (without importing it).
+
+    A generator's type is builtins.generator: its code's module tells where it came from.
+    """
+    frame = getattr(obj, "gi_frame", None)
+    module = frame.f_globals.get("__name__", "") if frame is not None else ""
+    if not module:
+        code = getattr(obj, "gi_code", None)
+        filename = getattr(code, "co_filename", "")
+        for library in _ITERATOR_HINTS:
+            if f"/{library}/" in filename.replace("\\", "/"):
+                return library
+        module = type(obj).__module__
+    return str(module).partition(".")[0]
 
 
 def _type_name(obj: object) -> str:

@@ -131,6 +131,10 @@ class TrainLayout:
         Returns:
             A new array of shape ``(count, *entry_shape)``, as ``dataset[first:stop]``
             gives it.
+
+        Raises:
+            IndexError: the dataset ends before entry ``first + count`` (it is shorter
+                than the file's INDEX section says).
         """
         dataset, chunk_entries = self._dataset(number)
         if chunk_entries:
@@ -141,6 +145,11 @@ class TrainLayout:
                 # these: dataset[...] below gives its fill value (or raises a real error).
                 pass
         result: np.ndarray[Any, Any] = dataset[first : first + count]
+        if len(result) != count:  # a slice past the end is short, not an error
+            raise IndexError(
+                f"the dataset {self.path} has {dataset.shape[0]} entries, but the INDEX "
+                f"section puts this train at entries {first} to {first + count - 1}"
+            )
         return result
 
     def _dataset(self, number: int) -> tuple[Any, int]:
