@@ -106,20 +106,6 @@ class TrainLayout:
         state["_datasets_pid"] = -1
         return state
 
-    def dataset(self, number: int) -> Any:
-        """The ``h5py.Dataset`` of the key in file ``number``, opened once per process.
-
-        Datasets opened in another process (before a fork) are never reused: they read
-        through files that :func:`pashmap_xfel.close_inherited_files` closes.
-
-        Args:
-            number: a position in :attr:`files`.
-
-        Returns:
-            The dataset.
-        """
-        return self._dataset(number)[0]
-
     def read(self, number: int, first: int, count: int) -> np.ndarray[Any, Any]:
         """Read entries ``first`` to ``first + count`` of the key's dataset in file ``number``.
 
@@ -144,6 +130,8 @@ class TrainLayout:
         return result
 
     def _dataset(self, number: int) -> tuple[Any, int]:
+        # Opened once per process: one opened before a fork reads through a file that
+        # close_inherited_files closes in the worker.
         pid = os.getpid()
         if self._datasets_pid != pid:
             self._datasets = {}

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Final, Literal
 
 import numpy as np
 
-from pashmap.targets import contiguous_ranges, ranges_of_sizes
+from pashmap.targets import RangeShares
 from pashmap_xfel.handles import close_inherited_files
 from pashmap_xfel.layout import TrainLayout
 
@@ -39,7 +39,7 @@ _SUPPORTED = (
 )
 
 
-class ExtraDataTarget:
+class ExtraDataTarget(RangeShares):
     """Map over the trains of an EXtra-data object, in shares of neighbouring trains.
 
     The kernel is called as ``kernel(worker_id, index, train_id, data)`` for each train,
@@ -191,8 +191,8 @@ class ExtraDataTarget:
         Raises:
             ValueError: ``n < 1``.
         """
-        shares = contiguous_ranges(len(self.train_ids), n)
-        self._find_layout()
+        shares = super().split(n)
+        self._find_layout()  # here, in the caller, for forked workers to inherit
         return shares
 
     def split_sizes(self, sizes: Sequence[int], /) -> list[range]:
@@ -208,7 +208,7 @@ class ExtraDataTarget:
         Raises:
             ValueError: a size is smaller than 1, or the sizes do not add up.
         """
-        shares = ranges_of_sizes(sizes, len(self.train_ids))
+        shares = super().split_sizes(sizes)
         self._find_layout()
         return shares
 

@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     # Run the imported module's main, so that plugin workloads (which import
-    # pashmap.bench) are instances of the same Workload class.
+    # pashmap.bench.workloads) are instances of the same Workload class.
     from pashmap.bench import workloads
 
     sys.exit(workloads.main())
