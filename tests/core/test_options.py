@@ -77,3 +77,18 @@ def test_unknown_default_options() -> None:
         pm.set_default_options(chunksize=3)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="number of seconds"):
         pm.set_default_options(timeout="soon")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["no", "", 1, 0, None, "False"])
+def test_progress_accepts_only_true_or_false(bad: object) -> None:
+    # 'no' is a true string: it used to draw a bar.
+    with pytest.raises(TypeError, match=r"progress must be True or False, got"):
+        pm.map(lambda w, i, v: v, [1], progress=bad)
+    with pytest.raises(TypeError, match=r"progress must be True or False"):
+        pm.set_default_options(progress=bad)  # type: ignore[arg-type]
+    assert pm.get_default_options()["progress"] is False
+
+
+def test_progress_accepts_numpy_booleans() -> None:
+    np = pytest.importorskip("numpy")
+    assert pm.map(lambda w, i, v: v, [1], progress=np.False_) == [1]

@@ -13,9 +13,13 @@ workers are (threads, processes, machines):
   ``PASHMAP_MAX_CPUS`` override) and :func:`resolve_num_workers` (checks the argument);
 * the worker scope: each worker runs its part of a map inside :func:`worker_scope`,
   which makes :class:`~pashmap.PerWorker` and :attr:`pashmap.Accumulator.local` work;
-  :func:`in_worker` says that a nested map must run serially;
+  :func:`in_worker` says that a nested map must run serially; the scope knows the
+  context whose map it runs (:func:`mapping_context`, recorded by
+  :meth:`BaseContext.map` with :class:`map_running`), so an accumulator made for
+  another context is refused instead of losing its writes;
 * running a share: :func:`run_share` / :func:`share_runner` call the kernel the cheapest
-  way, count progress and stop at a deadline (:func:`deadline_after`);
+  way, count progress, stop at a deadline (:func:`deadline_after`) and between two
+  elements when the map must end early (:class:`StopSignal`);
 * progress: :func:`progress_counts` draws a tqdm bar from per-worker counters that the
   context allocates where its workers can write them;
 * exception transport: :func:`encode_exception` in the worker, :func:`decode_exception`
@@ -32,7 +36,7 @@ from pashmap.allocation import Allocator, Order, ShapeLike, allocate_array
 from pashmap.base_context import BaseContext
 from pashmap.context import Context
 from pashmap.errors import KernelError
-from pashmap.execution import deadline_after, run_share, share_runner
+from pashmap.execution import StopSignal, deadline_after, run_share, share_runner
 from pashmap.local import LocalContext
 from pashmap.machine import available_cpus, available_memory, format_bytes, resolve_num_workers
 from pashmap.options import COMMON_OPTIONS
@@ -45,6 +49,8 @@ from pashmap.worker import (
     current_scope,
     current_worker_id,
     in_worker,
+    map_running,
+    mapping_context,
     mark_process_as_worker,
     set_process_scope,
     tear_down,
@@ -64,6 +70,7 @@ __all__ = [
     "ProgressBar",
     "RemoteTraceback",
     "ShapeLike",
+    "StopSignal",
     "WorkerScope",
     "allocate_array",
     "available_cpus",
@@ -78,6 +85,8 @@ __all__ = [
     "format_bytes",
     "guided_sizes",
     "in_worker",
+    "map_running",
+    "mapping_context",
     "mark_process_as_worker",
     "progress_counts",
     "resolve_num_workers",
