@@ -10,7 +10,7 @@ import pytest
 
 import pashmap as pm
 import pashmap.contexts
-from pashmap.targets import GuidedTarget, RangeShares
+from pashmap.targets import GuidedTarget, RangeShares, qualified_name
 
 
 @pytest.mark.parametrize(
@@ -228,3 +228,9 @@ def test_a_kernel_type_error_is_not_blamed_on_the_target(context_name: str) -> N
             context.map(raises, WordsTarget("a b"))
         with pytest.raises(TypeError, match="positional argument"):
             context.map(takes_two, WordsTarget("a b"))
+
+
+def test_qualified_name_names_types_as_the_error_messages_do() -> None:
+    assert qualified_name(int) == "int"
+    assert qualified_name(LinesTarget) == f"{__name__}.LinesTarget"
+    assert qualified_name(np.ndarray) == "numpy.ndarray"

@@ -238,8 +238,9 @@ def resolve_target(obj: object, /) -> MapTarget[Any]:
         target = hook(obj)
         if not is_map_target(target):
             raise TypeError(
-                f"{_type_name(obj)}.__pashmap_target__() must return a MapTarget (an "
-                f"object with split(n) and iterate(share) methods), got {_type_name(target)}"
+                f"{qualified_name(type(obj))}.__pashmap_target__() must return a MapTarget "
+                "(an object with split(n) and iterate(share) methods), got "
+                f"{qualified_name(type(target))}"
             )
         return target
     if is_map_target(obj):
@@ -257,7 +258,7 @@ def resolve_target(obj: object, /) -> MapTarget[Any]:
             f"{reg.name!r} ({reg.value}, from {reg.distribution})" for reg, _ in matches
         )
         raise TypeError(
-            f"cannot tell how to map over {_type_name(obj)}: several targets accept it: "
+            f"cannot tell how to map over {qualified_name(type(obj))}: several targets accept it: "
             f"{names}; wrap it in the one you mean, e.g. pm.map(kernel, SomeTarget(obj))"
         )
     raise _unknown_target_error(obj, factories)
@@ -328,7 +329,7 @@ def _unknown_target_error(
             if package in installed:
                 break  # the plugin is there but does not take this type: the general error
             return MissingTargetPluginError(
-                f"cannot map over {_type_name(obj)}: {what} need the {package} package: "
+                f"cannot map over {qualified_name(type(obj))}: {what} need the {package} package: "
                 f"{install_command(package)}",
                 package=package,
             )
@@ -342,13 +343,9 @@ def _unknown_target_error(
     elif hasattr(obj, "__next__") or hasattr(obj, "__iter__"):
         hint = " For an iterator, generator or set, map over list(obj)."
     return TypeError(
-        f"cannot map over an object of type {_type_name(obj)}. pashmap maps over: "
+        f"cannot map over an object of type {qualified_name(type(obj))}. pashmap maps over: "
         f"{accepted}.{hint} To map over anything else, pass a MapTarget: an object with "
         "split(n) returning shares and iterate(share) yielding (index, ...) argument "
         "tuples, or give its type a __pashmap_target__() method returning one "
         "(see help(pashmap.MapTarget))."
     )
-
-
-def _type_name(obj: object) -> str:
-    return qualified_name(type(obj))

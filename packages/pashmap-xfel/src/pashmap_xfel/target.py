@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Final, Literal
 
 import numpy as np
 
-from pashmap.targets import RangeShares
+from pashmap.targets import RangeShares, qualified_name
 from pashmap_xfel.handles import close_inherited_files
 from pashmap_xfel.layout import TrainLayout
 
@@ -113,7 +113,7 @@ class ExtraDataTarget(RangeShares):
         kind = _kind_of(obj)
         if kind is None:
             raise TypeError(
-                f"ExtraDataTarget cannot map over {_type_name(obj)}; it maps over "
+                f"ExtraDataTarget cannot map over {qualified_name(type(obj))}; it maps over "
                 f"{_SUPPORTED}.{_hint_for(obj)}"
             )
         if kind == "SourceData" and obj.section not in ("CONTROL", "INSTRUMENT"):
@@ -133,7 +133,7 @@ class ExtraDataTarget(RangeShares):
         wrong = sorted(name for name, value in given.items() if value is not None)
         wrong = [name for name in wrong if name not in defaults]
         if wrong:
-            what = _type_name(obj).rpartition(".")[2]
+            what = qualified_name(type(obj)).rpartition(".")[2]
             allowed = ", ".join(defaults)
             raise TypeError(
                 f"option(s) {', '.join(wrong)} do not apply to {what}; "
@@ -364,9 +364,3 @@ def _hint_for(obj: object) -> str:
 def _type_module(obj: object) -> str:
     module = type(obj).__module__
     return module if isinstance(module, str) else ""
-
-
-def _type_name(obj: object) -> str:
-    klass = type(obj)
-    module = _type_module(obj)
-    return klass.__qualname__ if module == "builtins" else f"{module}.{klass.__qualname__}"
