@@ -5,7 +5,7 @@ worker takes the next share (in index order) whenever it finishes one. A skewed
 workload then ends with every worker busy until close to the end, instead of waiting for
 the one worker that drew the expensive part.
 
-Targets that can be cut into shares of given sizes (:class:`pashmap.GuidedTarget`: the
+Targets that can be cut into shares of given sizes (:class:`pashmap.targets.GuidedTarget`: the
 built-in ones and pashmap-xfel's) are cut *guided*: each share is a ``1 / (4 *
 num_workers)`` part of what is left, so shares start large and shrink towards the end,
 down to single elements (or, for long targets, to a 256th per worker of the whole). A
@@ -46,7 +46,7 @@ def split_target(
         target: the map target.
         num_workers: the number of workers of the context.
         options: the map options; the only one known is ``shares``, the number of equal
-            shares to ask the target for. By default a :class:`pashmap.GuidedTarget` is
+            shares to ask the target for. By default a :class:`pashmap.targets.GuidedTarget` is
             cut guided (:func:`guided_sizes`) and any other target into
             ``32 * num_workers`` shares. ``shares=num_workers`` gives one contiguous
             block per worker (no balancing).
