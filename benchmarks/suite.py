@@ -122,6 +122,7 @@ def main() -> int:
     tables = render(results, args.baselines)
     if args.xfel:
         tables += xfel_section(args.workers, args.quick, args.repeats)
+    tables += code_figures_section(args.workers, args.quick)
     print(tables)
     if args.write:
         command = (
@@ -177,6 +178,17 @@ def xfel_section(workers: int, quick: bool, repeats: int) -> str:
         f"`python benchmarks/xfel_keydata_mean.py --workers {workers} --repeats {repeats} "
         "--threads`\n\n```\n" + report + "\n```\n"
     )
+
+
+def code_figures_section(workers: int, quick: bool) -> str:
+    """Measure what the code's docstrings say in words (code_figures.py): its report."""
+    command = [sys.executable, str(HERE / "code_figures.py"), "--workers", str(workers)]
+    if quick:
+        command.append("--quick")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        return f"\n## Figures the code leans on\n\nfailed: {done.stderr[-500:]}\n"
+    return done.stdout
 
 
 def render(results: dict[str, dict[str, list[dict[str, Any]]]], baselines: list[str]) -> str:

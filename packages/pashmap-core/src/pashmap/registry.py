@@ -284,8 +284,9 @@ def is_map_target(obj: object, /) -> TypeGuard[MapTarget[Any]]:
     """Whether ``obj`` is a :class:`~pashmap.MapTarget`: ``isinstance(obj, MapTarget)``.
 
     The same answer as the runtime protocol check (both methods present and not
-    ``None``), about 50 times cheaper: ``map`` asks it at every call, and under a
-    process context every object touched between forks costs a page copy.
+    ``None``), at a small part of its cost (measured in benchmarks/RESULTS.md): ``map``
+    asks it at every call, and under a process context every object touched between
+    forks costs a page copy.
     """
     return getattr(obj, "split", None) is not None and getattr(obj, "iterate", None) is not None
 

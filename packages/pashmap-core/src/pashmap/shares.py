@@ -10,9 +10,9 @@ built-in ones and pashmap-xfel's) are cut *guided*: each share is a ``1 / (4 *
 num_workers)`` part of what is left, so shares start large and shrink towards the end,
 down to single elements (or, for long targets, to a 256th per worker of the whole). A
 worker that starts the last share finishes soon after the others, also when the last
-elements cost the most: on 2 workers, a workload whose cost ramps up linearly with the
-index ends closer to the ideal time than with equal shares, with about half as many
-shares (see benchmarks/RESULTS.md). Other targets are asked for 32 equal shares per worker.
+elements cost the most: a workload whose cost ramps up linearly with the index ends
+closer to the ideal time than with equal shares, and with fewer shares (measured in
+benchmarks/RESULTS.md). Other targets are asked for 32 equal shares per worker.
 ``shares=n`` asks any target for ``n`` equal shares.
 """
 

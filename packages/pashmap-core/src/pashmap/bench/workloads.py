@@ -65,7 +65,7 @@ def sizes(quick: bool) -> Sizes:
 
 
 def busy(iterations: int) -> int:
-    """Pure-Python work that holds the GIL: about 30-60 ns per iteration."""
+    """Pure-Python work that holds the GIL (its cost per iteration: benchmarks/RESULTS.md)."""
     total = 0
     for i in range(iterations):
         total += i * i % 7
