@@ -90,3 +90,20 @@ def no_leaks() -> Iterator[None]:
     yield
     after = resources()
     assert after == before
+
+
+@pytest.fixture(scope="module")
+def pool_helper_processes() -> Iterator[None]:
+    """Run multiprocessing's long-lived helpers (fork server, resource tracker) for one
+    module only, stopped at its end: other modules count child processes and must not
+    see them. Use with ``pytestmark = pytest.mark.usefixtures("pool_helper_processes")``."""
+    import multiprocessing
+    import multiprocessing.forkserver
+    from multiprocessing import resource_tracker
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(["pashmap_shm.pool_worker"])
+    multiprocessing.forkserver.ensure_running()
+    resource_tracker.ensure_running()
+    yield
+    multiprocessing.forkserver._forkserver._stop()  # type: ignore[attr-defined]
+    resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]

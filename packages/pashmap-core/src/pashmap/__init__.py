@@ -58,6 +58,7 @@ from pashmap.errors import (
 )
 from pashmap.options import get_default_options, set_default_options
 from pashmap.per_worker import PerWorker
+from pashmap.registry import register_target
 from pashmap.target import MapTarget
 from pashmap.targets.dataarray import DataArrayTarget
 from pashmap.targets.ndarray import NdarrayTarget
@@ -91,6 +92,7 @@ __all__ = [
     "map",
     "ones",
     "ones_like",
+    "register_target",
     "set_default_context",
     "set_default_options",
     "use_context",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import importlib
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -34,6 +34,7 @@ __all__ = [
     "context_names",
     "create_context",
     "is_map_target",
+    "register_target",
     "registrations",
     "resolve_target",
     "target_factories",
@@ -210,10 +211,64 @@ def target_factories() -> tuple[tuple[Registration, TargetFactory], ...]:
     return tuple(loaded)
 
 
+# Targets registered at run time (register_target): (accepts, factory), oldest first.
+_registered: list[tuple[Callable[[object], bool], Callable[[Any], MapTarget[Any]]]] = []
+
+
+def register_target(
+    kind: type | Callable[[object], bool],
+    factory: Callable[[Any], MapTarget[Any]],
+    /,
+) -> Callable[[], None]:
+    """Map over objects of ``kind`` with ``factory``, from now on in this process.
+
+    For a type you do not own, in a notebook or a script, without a package and its
+    ``pashmap.targets`` entry point. Registrations made here are asked first, the latest
+    first, before ``__pashmap_target__`` and every installed target::
+
+        pm.register_target(pandas.DataFrame, lambda df: pm.NdarrayTarget(df.to_numpy()))
+
+    Args:
+        kind: a type (its instances, subclasses included, are taken), or a predicate
+            ``accepts(obj) -> bool``.
+        factory: called as ``factory(obj)``; returns the MapTarget to walk over.
+
+    Returns:
+        A function that undoes the registration.
+
+    Raises:
+        TypeError: ``kind`` is neither a type nor callable, or ``factory`` is not
+            callable.
+    """
+    accepts: Callable[[object], bool]
+    if isinstance(kind, type):
+        klass = kind
+
+        def accepts_instances(obj: object) -> bool:
+            return isinstance(obj, klass)
+
+        accepts = accepts_instances
+    elif callable(kind):
+        accepts = kind
+    else:
+        raise TypeError(f"register_target() takes a type or a predicate, got {kind!r}")
+    if not callable(factory):
+        raise TypeError(f"register_target() needs a callable factory(obj), got {factory!r}")
+    entry = (accepts, factory)
+    _registered.append(entry)
+
+    def unregister() -> None:
+        if entry in _registered:
+            _registered.remove(entry)
+
+    return unregister
+
+
 def resolve_target(obj: object, /) -> MapTarget[Any]:
     """Wrap ``obj`` in the MapTarget that ``map`` walks over.
 
-    In order: ``obj.__pashmap_target__()`` if its type defines it; ``obj`` itself if it is
+    In order: a factory registered at run time with :func:`register_target` (the latest
+    first); ``obj.__pashmap_target__()`` if its type defines it; ``obj`` itself if it is
     already a MapTarget; else the one registered factory whose ``accepts(obj)`` is true.
 
     Returns:
@@ -227,6 +282,17 @@ def resolve_target(obj: object, /) -> MapTarget[Any]:
             not installed (a ``TypeError`` that says what to ``pip install``).
     """
     global _memo_for
+    if _registered:
+        for accepts, make in reversed(_registered):
+            if accepts(obj):
+                made = make(obj)
+                if not is_map_target(made):
+                    raise TypeError(
+                        f"the target factory registered with register_target() for "
+                        f"{qualified_name(type(obj))} must return a MapTarget, got "
+                        f"{qualified_name(type(made))}"
+                    )
+                return made
     kind = type(obj)
     factories = target_factories()
     if _memo_for is factories:

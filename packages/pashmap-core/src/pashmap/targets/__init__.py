@@ -11,7 +11,7 @@ targets (:class:`SequenceTarget`, :class:`NdarrayTarget`, :class:`DataArrayTarge
 made on :class:`RangeShares` and registered in that entry-point group like any plugin's.
 """
 
-from pashmap.registry import is_map_target, resolve_target
+from pashmap.registry import is_map_target, register_target, resolve_target
 from pashmap.remote_exceptions import qualified_name
 from pashmap.target import (
     ColumnarTarget,
@@ -41,5 +41,6 @@ __all__ = [
     "is_map_target",
     "qualified_name",
     "ranges_of_sizes",
+    "register_target",
     "resolve_target",
 ]
