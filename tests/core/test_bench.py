@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pashmap.bench import WORKLOADS, Sizes
+from pashmap.bench.workloads import WORKLOADS, Sizes
 from pashmap.cli import main
 
 

@@ -298,7 +298,8 @@ def resolve_target(obj: object, /) -> MapTarget[Any]:
                 if not is_map_target(made):
                     raise TypeError(
                         f"the target factory registered with register_target() for "
-                        f"{_type_name(obj)} must return a MapTarget, got {_type_name(made)}"
+                        f"{qualified_name(type(obj))} must return a MapTarget, got "
+                        f"{qualified_name(type(made))}"
                     )
                 return made
     kind = type(obj)
@@ -312,8 +313,9 @@ def resolve_target(obj: object, /) -> MapTarget[Any]:
         target = hook(obj)
         if not is_map_target(target):
             raise TypeError(
-                f"{_type_name(obj)}.__pashmap_target__() must return a MapTarget (an "
-                f"object with split(n) and iterate(share) methods), got {_type_name(target)}"
+                f"{qualified_name(type(obj))}.__pashmap_target__() must return a MapTarget "
+                "(an object with split(n) and iterate(share) methods), got "
+                f"{qualified_name(type(target))}"
             )
         return target
     if is_map_target(obj):
@@ -331,7 +333,7 @@ def resolve_target(obj: object, /) -> MapTarget[Any]:
             f"{reg.name!r} ({reg.value}, from {reg.distribution})" for reg, _ in matches
         )
         raise TypeError(
-            f"cannot tell how to map over {_type_name(obj)}: several targets accept it: "
+            f"cannot tell how to map over {qualified_name(type(obj))}: several targets accept it: "
             f"{names}; wrap it in the one you mean, e.g. pm.map(kernel, SomeTarget(obj))"
         )
     raise _unknown_target_error(obj, factories)
@@ -357,8 +359,9 @@ def is_map_target(obj: object, /) -> TypeGuard[MapTarget[Any]]:
     """Whether ``obj`` is a :class:`~pashmap.MapTarget`: ``isinstance(obj, MapTarget)``.
 
     The same answer as the runtime protocol check (both methods present and not
-    ``None``), about 50 times cheaper: ``map`` asks it at every call, and under a
-    process context every object touched between forks costs a page copy.
+    ``None``), at a small part of its cost (measured in benchmarks/RESULTS.md): ``map``
+    asks it at every call, and under a process context every object touched between
+    forks costs a page copy.
     """
     return getattr(obj, "split", None) is not None and getattr(obj, "iterate", None) is not None
 
@@ -402,7 +405,7 @@ def _unknown_target_error(
             if package in installed:
                 break  # the plugin is there but does not take this type: the general error
             return MissingTargetPluginError(
-                f"cannot map over {_type_name(obj)}: {what} need the {package} package: "
+                f"cannot map over {qualified_name(type(obj))}: {what} need the {package} package: "
                 f"{install_command(package)}",
                 package=package,
             )
@@ -417,7 +420,7 @@ def _unknown_target_error(
         hint = _ITERATOR_HINTS.get(_library_of_iterator(obj), "")
         hint = hint or " For an iterator, generator or set, map over list(obj)."
     return TypeError(
-        f"cannot map over an object of type {_type_name(obj)}. pashmap maps over: "
+        f"cannot map over an object of type {qualified_name(type(obj))}. pashmap maps over: "
         f"{accepted}.{hint} To map over anything else, pass a MapTarget: an object with "
         "split(n) returning shares and iterate(share) yielding (index, ...) argument "
         "tuples, or give its type a __pashmap_target__() method returning one "
@@ -440,7 +443,3 @@ def _library_of_iterator(obj: object) -> str:
                 return library
         module = type(obj).__module__
     return str(module).partition(".")[0]
-
-
-def _type_name(obj: object) -> str:
-    return qualified_name(type(obj))

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Final, Literal
 
 import numpy as np
 
-from pashmap.targets import contiguous_ranges, ranges_of_sizes
+from pashmap.targets import RangeShares, qualified_name
 from pashmap_xfel.errors import DataReadError
 from pashmap_xfel.handles import close_inherited_files
 from pashmap_xfel.layout import TrainLayout
@@ -43,7 +43,7 @@ _SUPPORTED = (
 )
 
 
-class ExtraDataTarget:
+class ExtraDataTarget(RangeShares):
     """Map over the trains of an EXtra-data object, in shares of neighbouring trains.
 
     The kernel is called as ``kernel(worker_id, index, train_id, data)`` for each train,
@@ -121,7 +121,7 @@ class ExtraDataTarget:
         kind = _kind_of(obj)
         if kind is None:
             raise TypeError(
-                f"ExtraDataTarget cannot map over {_type_name(obj)}; it maps over "
+                f"ExtraDataTarget cannot map over {qualified_name(type(obj))}; it maps over "
                 f"{_SUPPORTED}.{_hint_for(obj)}"
             )
         if kind == "SourceData" and obj.section not in ("CONTROL", "INSTRUMENT"):
@@ -141,7 +141,7 @@ class ExtraDataTarget:
         wrong = sorted(name for name, value in given.items() if value is not None)
         wrong = [name for name in wrong if name not in defaults]
         if wrong:
-            what = _type_name(obj).rpartition(".")[2]
+            what = qualified_name(type(obj)).rpartition(".")[2]
             allowed = ", ".join(defaults)
             raise TypeError(
                 f"option(s) {', '.join(wrong)} do not apply to {what}; "
@@ -200,8 +200,8 @@ class ExtraDataTarget:
         Raises:
             ValueError: ``n < 1``.
         """
-        shares = contiguous_ranges(len(self.train_ids), n)
-        self._find_layout()
+        shares = super().split(n)
+        self._find_layout()  # here, in the caller, for forked workers to inherit
         return shares
 
     def split_sizes(self, sizes: Sequence[int], /) -> list[range]:
@@ -217,7 +217,7 @@ class ExtraDataTarget:
         Raises:
             ValueError: a size is smaller than 1, or the sizes do not add up.
         """
-        shares = ranges_of_sizes(sizes, len(self.train_ids))
+        shares = super().split_sizes(sizes)
         self._find_layout()
         return shares
 
@@ -459,9 +459,3 @@ def _hint_for(obj: object) -> str:
 def _type_module(obj: object) -> str:
     module = type(obj).__module__
     return module if isinstance(module, str) else ""
-
-
-def _type_name(obj: object) -> str:
-    klass = type(obj)
-    module = _type_module(obj)
-    return klass.__qualname__ if module == "builtins" else f"{module}.{klass.__qualname__}"
