@@ -62,7 +62,7 @@ _TARGET_PLUGINS = {"extra_data": ("pashmap-xfel", "EXtra-data objects (runs, sou
 # object, which the workers read piece by piece, never over list(iterator).
 _ITERATOR_HINTS = {
     "extra_data": (
-        " For EXtra-data's trains() iterator, map over the run (or the selection) itself: "
+        "For EXtra-data's trains() iterator, map over the run (or the selection) itself: "
         "pm.map(kernel, run) gives the kernel (index, train_id, data) per train, read in "
         "the workers; list(run.trains()) would read the whole run into memory first."
     )
@@ -413,19 +413,38 @@ def _unknown_target_error(
         str(getattr(factory, "description", registration.name))
         for registration, factory in factories
     )
-    hint = ""
-    if isinstance(obj, Mapping):
-        hint = " For a dict, map over list(d.items()) or list(d.values())."
-    elif hasattr(obj, "__next__") or hasattr(obj, "__iter__"):
-        hint = _ITERATOR_HINTS.get(_library_of_iterator(obj), "")
-        hint = hint or " For an iterator, generator or set, map over list(obj)."
-    return TypeError(
-        f"cannot map over an object of type {qualified_name(type(obj))}. pashmap maps over: "
-        f"{accepted}.{hint} To map over anything else, pass a MapTarget: an object with "
-        "split(n) returning shares and iterate(share) yielding (index, ...) argument "
-        "tuples, or give its type a __pashmap_target__() method returning one "
-        "(see help(pashmap.MapTarget))."
+    lines = [f"cannot map over an object of type {qualified_name(type(obj))}."]
+    hint = _hint_for(obj)
+    if hint:
+        lines.append(hint)
+    lines.append(f"pashmap maps over: {accepted}.")
+    lines.append(
+        "To map over anything else, pass a MapTarget (split(n) returning shares, "
+        "iterate(share) yielding (index, ...) tuples), give its type a "
+        "__pashmap_target__() method, or register a factory with "
+        "pm.register_target(type, factory); see help(pashmap.MapTarget)."
     )
+    return TypeError("\n".join(lines))
+
+
+def _hint_for(obj: object) -> str:
+    """What to map over instead, for the objects people try first."""
+    kind = type(obj)
+    if kind.__module__.partition(".")[0] == "pandas":  # (told without importing pandas)
+        if kind.__name__ == "DataFrame":
+            return (
+                "For a pandas DataFrame, map over df.to_numpy() (each row an array) or "
+                "list(df.itertuples()) (each row a named tuple); list(df) would give the "
+                "column names."
+            )
+        if kind.__name__ == "Series":
+            return "For a pandas Series, map over series.to_numpy()."
+    if isinstance(obj, Mapping):
+        return "For a dict, map over list(d.items()) or list(d.values())."
+    if hasattr(obj, "__next__") or hasattr(obj, "__iter__"):
+        hint = _ITERATOR_HINTS.get(_library_of_iterator(obj), "")
+        return hint or "For an iterator, generator or set, map over list(obj)."
+    return ""
 
 
 def _library_of_iterator(obj: object) -> str:
