@@ -128,6 +128,7 @@ def main() -> int:
     tables = render(results, args.baselines)
     if args.xfel:
         tables += xfel_section(args.workers, args.quick, args.repeats)
+    tables += code_figures_section(args.workers, args.quick)
     print(tables)
     if args.write:
         command = (
@@ -194,8 +195,19 @@ def xfel_section(workers: int, quick: bool, repeats: int) -> str:
     )
 
 
+def code_figures_section(workers: int, quick: bool) -> str:
+    """Measure what the code's docstrings say in words (code_figures.py): its report."""
+    command = [sys.executable, str(HERE / "code_figures.py"), "--workers", str(workers)]
+    if quick:
+        command.append("--quick")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        return f"\n## Figures the code leans on\n\nfailed: {done.stderr[-500:]}\n"
+    return done.stdout
+
+
 def render(results: dict[str, dict[str, list[dict[str, Any]]]], baselines: list[str]) -> str:
-    from pashmap.bench import WORKLOADS as DESCRIPTIONS
+    from pashmap.bench.workloads import WORKLOADS as DESCRIPTIONS
 
     out = []
     for workload, by_impl in results.items():

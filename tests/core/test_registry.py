@@ -370,3 +370,15 @@ def test_register_target_checks_its_arguments() -> None:
             pm.map(lambda w, i, v: v, 5)
     finally:
         unregister()
+
+
+def test_a_dataframe_gets_dataframe_advice_in_short_lines() -> None:
+    pandas = pytest.importorskip("pandas")
+    with pytest.raises(TypeError) as info:
+        pm.map(lambda w, i, v: v, pandas.DataFrame({"a": [1, 2]}))
+    message = str(info.value)
+    assert "df.to_numpy()" in message
+    assert "df.itertuples()" in message
+    assert "list(obj)" not in message  # which would give the column names
+    assert max(len(line) for line in message.splitlines()) < 420
+    assert message.splitlines()[0] == "cannot map over an object of type pandas.DataFrame."

@@ -22,7 +22,8 @@ does not import EXtra-data.
 """
 
 from pashmap_xfel._version import __version__
+from pashmap_xfel.errors import DataReadError
 from pashmap_xfel.handles import close_inherited_files
 from pashmap_xfel.target import ExtraDataTarget
 
-__all__ = ["ExtraDataTarget", "__version__", "close_inherited_files"]
+__all__ = ["DataReadError", "ExtraDataTarget", "__version__", "close_inherited_files"]

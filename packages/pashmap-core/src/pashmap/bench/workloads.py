@@ -65,7 +65,7 @@ def sizes(quick: bool) -> Sizes:
 
 
 def busy(iterations: int) -> int:
-    """Pure-Python work that holds the GIL: about 30-60 ns per iteration."""
+    """Pure-Python work that holds the GIL (benchmarks/code_figures.py times an iteration)."""
     total = 0
     for i in range(iterations):
         total += i * i % 7
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     # Run the imported module's main, so that plugin workloads (which import
-    # pashmap.bench) are instances of the same Workload class.
+    # pashmap.bench.workloads) are instances of the same Workload class.
     from pashmap.bench import workloads
 
     sys.exit(workloads.main())
