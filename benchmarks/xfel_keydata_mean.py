@@ -24,8 +24,8 @@ chunks), as corrected data often are. Variants:
 * ``mean-only``: the kernel alone, without reading: one train is read first (untimed),
   then each forked process computes its mean image once per train of its part, into an
   array of its own (the train stays in the CPU's caches, as a train just read does);
-* ``<variant>+gzip`` (or ``+lzf``): serial, pashmap, pashmap-read and h5py-read on the
-  compressed copy.
+* ``<variant>+gzip`` (or ``+lzf``): serial, pashmap, pashmap-read, h5py-read and
+  h5py-serial on the compressed copy.
 
 Each measurement runs in a fresh Python process: it opens the run, sets up its context
 and output array, runs a warm-up map over the first train (imports, plugin discovery,
@@ -36,11 +36,15 @@ round 2 rotates the order, and so on. Besides the medians of each variant, the m
 the per-round ratios is printed; as the variants of one round run close together under
 the same load from other work, that is what the targets are judged on (the machine this
 runs on is shared: expect run-to-run noise of tens of percent in single times).
+Where the kernel shares CPU time between sessions rather than processes
+(``sched_autogroup``), every measured process and each process it forks run in a session
+of their own (``--no-sessions`` to turn that off): otherwise the workers of one map
+share one session's slice and, under load from other sessions, cannot beat serial.
 Every file of both runs is read once before the first round, so all variants read from
 the page cache; the data are written to a temporary directory and removed at the end.
 
 Run:  hatch run bench:python benchmarks/xfel_keydata_mean.py [--trains 100] [--frames 16]
-      [--repeats 5] [--workers 2] [--compression gzip] [--no-limits]
+      [--repeats 5] [--workers 2] [--compression gzip] [--no-limits] [--only VARIANT ...]
 Targets: pashmap >= 1.8x faster than the serial loop, and <= 0.9x pasha's time (issue 4);
 pashmap's mean image >= 0.8x the h5py read limit (h5py-read time / pashmap time) on the
 uncompressed run, and >= 1.8x the serial loop on the compressed copy (issue 15).
