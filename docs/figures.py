@@ -283,7 +283,7 @@ def speedup_figure(data: dict[str, Any]) -> bytes:
             color=style[label][0],
             label=label,
         )
-        for y, value in zip(positions, speedups):
+        for y, value in zip(positions, speedups, strict=True):
             ax.annotate(
                 _ratio(value),
                 (value, y),

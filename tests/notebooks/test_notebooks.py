@@ -24,7 +24,6 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -199,11 +198,14 @@ def test_rerun_cell_gives_the_same_map(session: Session, kind: str) -> None:
     session.run_all()
     session.run(cell)
     assert session.value("len(results)") == "2"
-    assert session.value(
-        "bool((results[0][0] == results[1][0]).all() and results[0][1] == results[1][1]"
-        " and (results[1][0] == np.arange(1000.0) ** 2).all()"
-        " and results[1][1] == list(range(1000)))"
-    ) == "True"
+    assert (
+        session.value(
+            "bool((results[0][0] == results[1][0]).all() and results[0][1] == results[1][1]"
+            " and (results[1][0] == np.arange(1000.0) ** 2).all()"
+            " and results[1][1] == list(range(1000)))"
+        )
+        == "True"
+    )
     assert not session.workers()
 
 
