@@ -361,7 +361,7 @@ def is_map_target(obj: object, /) -> TypeGuard[MapTarget[Any]]:
     """Whether ``obj`` is a :class:`~pashmap.MapTarget`: ``isinstance(obj, MapTarget)``.
 
     The same answer as the runtime protocol check (both methods present and not
-    ``None``), at a small part of its cost (measured in benchmarks/RESULTS.md): ``map``
+    ``None``), at a small part of its cost (benchmarks/code_figures.py): ``map``
     asks it at every call, and under a process context every object touched between
     forks costs a page copy.
     """

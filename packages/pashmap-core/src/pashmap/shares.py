@@ -11,8 +11,8 @@ num_workers)`` part of what is left, so shares start large and shrink towards th
 down to single elements (or, for long targets, to a 256th per worker of the whole). A
 worker that starts the last share finishes soon after the others, also when the last
 elements cost the most: a workload whose cost ramps up linearly with the index ends
-closer to the ideal time than with equal shares, and with fewer shares (measured in
-benchmarks/RESULTS.md). Other targets are asked for 32 equal shares per worker.
+closer to the ideal time than with equal shares, and with fewer shares (measured by
+benchmarks/code_figures.py). Other targets are asked for 32 equal shares per worker.
 ``shares=n`` asks any target for ``n`` equal shares.
 """
 

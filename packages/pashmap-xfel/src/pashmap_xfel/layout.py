@@ -12,7 +12,7 @@ stored bytes are the array's bytes: uncompressed, unfiltered chunks that hold wh
 entries of a plain numeric type in native byte order (raw and corrected detector images
 usually are). Each chunk is then read straight into the result, skipping HDF5's
 selection, type conversion and chunk cache: less time per byte than
-``dataset[first:stop]`` when the data are in the page cache (benchmarks/RESULTS.md
+``dataset[first:stop]`` when the data are in the page cache (benchmarks/code_figures.py
 measures both savings). Anything else, and chunks never written (which read as the fill
 value), goes through ``dataset[first:stop]``.
 """

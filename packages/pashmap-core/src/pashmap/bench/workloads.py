@@ -67,7 +67,7 @@ def sizes(quick: bool) -> Sizes:
 
 
 def busy(iterations: int) -> int:
-    """Pure-Python work that holds the GIL (its cost per iteration: benchmarks/RESULTS.md)."""
+    """Pure-Python work that holds the GIL (benchmarks/code_figures.py times an iteration)."""
     total = 0
     for i in range(iterations):
         total += i * i % 7
