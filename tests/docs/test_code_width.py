@@ -2,8 +2,9 @@
 
 With both sidebars shown (a 1280-pixel window), the site's content column holds 82
 characters of code; a longer line hides its end (a comment, a command's last argument,
-the end of an error message) behind a horizontal scrollbar. The pages a newcomer reads
-first keep every line of every block (Python, shell, text) within 80 characters.
+the end of an error message) behind a horizontal scrollbar. Every page keeps every line
+of every block (Python, shell, text) within 80 characters; the home and getting-started
+pages, which a newcomer reads first, are named in the issue that asked for this.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 WIDTH = 80
-FIRST_PAGES = ["index.md", "getting-started.md"]
+PAGES = sorted(str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md"))
 _FENCE = re.compile(r"^(?P<indent> *)(`{3,}|~{3,})")
 
 
@@ -35,7 +36,11 @@ def long_lines(text: str) -> list[tuple[int, int]]:
     return found
 
 
-@pytest.mark.parametrize("page", FIRST_PAGES)
+def test_first_pages_are_checked() -> None:
+    assert {"index.md", "getting-started.md"} <= set(PAGES)
+
+
+@pytest.mark.parametrize("page", PAGES)
 def test_code_lines_fit_the_page(page: str) -> None:
     assert not long_lines((DOCS / page).read_text()), (
         f"docs/{page}: code lines longer than {WIDTH} characters (line, length): "
