@@ -238,10 +238,29 @@ def test_progress_bar_in_notebook_mode(session: Session, kind: str) -> None:
     assert widgets, f"no tqdm notebook widget in the cell's outputs: {outputs}"
 
 
-@pytest.mark.parametrize("kind", ["processes", "threads"])
-def test_interrupt_during_a_map(session: Session, kind: str) -> None:
+# How the interrupted cell maps: the context, and the map call (``slow`` over 2000
+# elements, 20 s per worker, so the interrupt always comes first).
+INTERRUPTED = {
+    "processes": ("processes", "pm.map(slow, range(2000))"),
+    "threads": ("threads", "pm.map(slow, range(2000))"),
+    # the progress bar's thread and widget go too
+    "processes-progress": ("processes", "pm.map(slow, range(2000), progress=True)"),
+    "threads-progress": ("threads", "pm.map(slow, range(2000), progress=True)"),
+    # warm workers kept between maps: the whole pool goes
+    "processes-persistent": (
+        "processes",
+        "from pashmap_shm import ProcessContext\n"
+        "with ProcessContext(2, persistent=True) as warm:\n"
+        "    warm.map(slow, range(2000))",
+    ),
+}
+
+
+@pytest.mark.parametrize("variant", list(INTERRUPTED))
+def test_interrupt_during_a_map(session: Session, variant: str) -> None:
     """The stop button during a long map: KeyboardInterrupt, no worker left, next map right."""
-    started = session.client.work / f"started-{kind}"
+    kind, call = INTERRUPTED[variant]
+    started = session.client.work / f"started-{variant}"
     session.add(
         "import os, time\n"
         "import numpy as np\n"
@@ -252,9 +271,9 @@ def test_interrupt_during_a_map(session: Session, kind: str) -> None:
     long_map = session.add(
         "def slow(worker_id, index, value):\n"
         "    if index == 0 or value == 1000:\n"
-        f"        open('started-{kind}', 'w').close()\n"
+        f"        open('started-{variant}', 'w').close()\n"
         "    time.sleep(0.02)\n"
-        "pm.map(slow, range(2000))\n",  # 20 s per worker: interrupted long before
+        f"{call}\n",
         raises=True,
     )
     after = session.add(
@@ -298,7 +317,7 @@ def test_interrupt_during_a_map(session: Session, kind: str) -> None:
         time.sleep(0.05)
     assert not session.workers(), [p.cmdline() for p in session.workers()]
     threads = "[t.name for t in __import__('threading').enumerate() if 'pashmap' in t.name]"
-    assert session.value(threads) == "[]"  # no worker thread either
+    assert session.value(threads) == "[]"  # no worker thread, no progress thread
 
     assert_clean(session.run(after), "the cell after the interrupt")
     assert "'right'" in str(session.nb.cells[after].outputs)
