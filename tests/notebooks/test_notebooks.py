@@ -169,6 +169,8 @@ def session(kernel: Any) -> Iterator[Session]:
 
 def test_quick_guide_notebook_runs_twice(session: Session) -> None:
     """The quick guide, cell by cell, under local, processes and threads; then all again."""
+    # The kernel forks with threads of its own running (heartbeat, IOPub, control).
+    assert session.value("__import__('threading').active_count() > 1") == "True"
     guide, _ = page_notebook("getting-started.md")
     session.nb.cells.extend(guide.cells)
     session.run_all()  # each cell checks its map against numpy
