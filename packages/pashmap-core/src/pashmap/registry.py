@@ -233,9 +233,11 @@ def register_target(
 
     For a type you do not own, in a notebook or a script, without a package and its
     ``pashmap.targets`` entry point. Registrations made here are asked first, the latest
-    first, before ``__pashmap_target__`` and every installed target::
+    first, before ``__pashmap_target__`` and every installed target:
 
-        pm.register_target(pandas.DataFrame, lambda df: pm.NdarrayTarget(df.to_numpy()))
+    ```python
+    pm.register_target(pandas.DataFrame, lambda df: pm.NdarrayTarget(df.to_numpy()))
+    ```
 
     Args:
         kind: a type (its instances, subclasses included, are taken), or a predicate

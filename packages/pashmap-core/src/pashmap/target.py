@@ -54,18 +54,20 @@ class MapTarget(Protocol[ShareT]):
     the kernel's return values in this order.
 
     Example:
-        A target over the lines of a text file, shared out in runs of lines::
+        A target over the lines of a text file, shared out in runs of lines:
 
-            class LinesTarget:
-                def __init__(self, path):
-                    self.lines = open(path).read().splitlines()
+        ```python
+        class LinesTarget:
+            def __init__(self, path):
+                self.lines = open(path).read().splitlines()
 
-                def split(self, n):
-                    return contiguous_ranges(len(self.lines), n)
+            def split(self, n):
+                return contiguous_ranges(len(self.lines), n)
 
-                def iterate(self, share):
-                    for index in share:
-                        yield index, self.lines[index]
+            def iterate(self, share):
+                for index in share:
+                    yield index, self.lines[index]
+        ```
     """
 
     def split(self, n: int, /) -> Sequence[ShareT]:
@@ -107,11 +109,12 @@ class MapTarget(Protocol[ShareT]):
 class SupportsMapTarget(Protocol):
     """An object that names its own MapTarget; ``map`` asks it before any registered target.
 
-    Example::
-
+    Examples:
+        ```python
         class Scan:
             def __pashmap_target__(self):
                 return pm.NdarrayTarget(self.frames)
+        ```
     """
 
     def __pashmap_target__(self) -> MapTarget[Any]:
@@ -184,10 +187,12 @@ class TargetFactory(Protocol):
     """What the ``pashmap.targets`` entry-point group registers: a maker of targets.
 
     Usually a MapTarget class with an ``accepts`` classmethod. A plugin registers it in
-    its ``pyproject.toml``::
+    its ``pyproject.toml``:
 
-        [project.entry-points."pashmap.targets"]
-        mytype = "mypackage.target:MyTypeTarget"
+    ```toml
+    [project.entry-points."pashmap.targets"]
+    mytype = "mypackage.target:MyTypeTarget"
+    ```
 
     ``accepts`` must be cheap and must not import heavy modules: it is asked about every
     object that ``map`` has to wrap. Check ``sys.modules`` for the library rather than
@@ -278,18 +283,20 @@ class RangeShares(ABC):
     made this way, and so is pashmap-xfel's.
 
     Example:
-        The lines of a text file, as a guided target::
+        The lines of a text file, as a guided target:
 
-            class LinesTarget(RangeShares):
-                def __init__(self, path):
-                    self.lines = open(path).read().splitlines()
+        ```python
+        class LinesTarget(RangeShares):
+            def __init__(self, path):
+                self.lines = open(path).read().splitlines()
 
-                def __len__(self):
-                    return len(self.lines)
+            def __len__(self):
+                return len(self.lines)
 
-                def iterate(self, share):
-                    for index in share:
-                        yield index, self.lines[index]
+            def iterate(self, share):
+                for index in share:
+                    yield index, self.lines[index]
+        ```
     """
 
     __slots__ = ()

@@ -3,18 +3,20 @@
 A context passes when ``pm.map`` and the allocation helpers behave under it as they do
 under :class:`~pashmap.LocalContext`, the reference. To run the suite on your context,
 subclass :class:`ContextConformance` in a test module and give it a ``make_context``
-fixture returning a factory, called as ``make_context(num_workers)``::
+fixture returning a factory, called as ``make_context(num_workers)``:
 
-    import pytest
-    from pashmap.testing import ContextConformance
+```python
+import pytest
+from pashmap.testing import ContextConformance
 
-    from mypackage import MyContext
+from mypackage import MyContext
 
 
-    class TestMyContext(ContextConformance):
-        @pytest.fixture
-        def make_context(self):
-            return lambda num_workers: MyContext(num_workers)
+class TestMyContext(ContextConformance):
+    @pytest.fixture
+    def make_context(self):
+        return lambda num_workers: MyContext(num_workers)
+```
 
 pytest then runs every check of the class on a fresh context (two workers unless the
 class sets ``num_workers``), closed after each test; ``use_with_block = True`` runs each

@@ -1,9 +1,11 @@
 """The standard benchmark workloads, shared by ``pashmap bench`` and ``benchmarks/``.
 
 Each workload maps a kernel over a target on the *default context* and returns the
-seconds of the part that is measured. Run one in a fresh process with::
+seconds of the part that is measured. Run one in a fresh process with:
 
-    python -m pashmap.bench.workloads WORKLOAD --context processes --workers 2 [--quick]
+```bash
+python -m pashmap.bench.workloads WORKLOAD --context processes --workers 2 [--quick]
+```
 
 which prints one JSON line: ``{"workload", "context", "workers", "seconds", "peak_rss_mb",
 ...}``. The compute functions (:func:`busy`) are plain module-level functions so that
