@@ -299,7 +299,7 @@ class _Finished:
     a lock is one call, which a signal interrupts cleanly.
     """
 
-    __slots__ = ("done", "_lock")
+    __slots__ = ("_lock", "done")
 
     def __init__(self) -> None:
         self.done = False
