@@ -1,0 +1,128 @@
+"""One share of a map, run as a Dask task on a worker.
+
+A task is one worker id of the map: it unpickles the kernel with its own tracked copies
+of the context arrays, runs its share inside ``worker_scope(worker_id)`` (so
+``PerWorker`` values are made and torn down here, and a ``pm.map`` inside the kernel runs
+serially), and returns a :class:`ShareResult`: the return values (nothing when they are
+all ``None``), the runs of memory it wrote, or the kernel's exception, encoded.
+
+Between elements the share checks, at most a few times a second, whether the map was
+cancelled (a distributed ``Event``) or ran past its deadline, since cancelling a Dask
+task does not stop it once it runs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import cloudpickle
+from numpy.typing import NDArray
+
+from pashmap.errors import MapTimeoutError
+from pashmap_dask._kit import encode_exception, run_share, worker_scope
+from pashmap_dask.wire import MapPayload
+from pashmap_dask.writes import Run, written_runs
+
+__all__ = ["MapCancelled", "ShareResult", "run_task"]
+
+# Seconds between two looks at the map's cancel event from a running share.
+_CHECK_INTERVAL = 0.25
+
+
+class MapCancelled(Exception):  # noqa: N818 - a signal, not an error for the user
+    """The map this share belongs to was cancelled by the caller."""
+
+
+@dataclass
+class ShareResult:
+    """What a share sends back to the caller.
+
+    Attributes:
+        count: the number of elements the share visited.
+        values: the kernel's return values, or None when all were None.
+        runs: what the share wrote, by array key.
+        error: the kernel's exception, encoded, or None.
+    """
+
+    count: int = 0
+    values: list[Any] | None = None
+    runs: dict[int, list[Run]] = field(default_factory=dict)
+    error: bytes | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes of the written values this result carries."""
+        return sum(
+            run.values.nbytes + (0 if run.mask is None else run.mask.nbytes)
+            for runs in self.runs.values()
+            for run in runs
+        )
+
+
+class _Watch:
+    """Stops a running share when the map is cancelled or past its deadline."""
+
+    def __init__(self, event: str, deadline: float | None) -> None:
+        self.event = event
+        self.deadline = None if deadline is None else time.monotonic() + deadline - time.time()
+        self.next = time.monotonic() + _CHECK_INTERVAL
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if self.deadline is not None and now > self.deadline:
+            raise MapTimeoutError("the map did not finish before its timeout")
+        self.next = now + _CHECK_INTERVAL
+        from distributed import Event
+
+        if Event(self.event).is_set():
+            raise MapCancelled(self.event)
+
+
+def run_task(
+    payload: MapPayload,
+    worker_id: int,
+    share: Any,
+    own_slices: dict[int, NDArray[Any]],
+) -> ShareResult:
+    """Run one share of a map on this worker (the Dask task of worker ``worker_id``).
+
+    Args:
+        payload: the map's kernel, target and inputs (the same object for every share
+            this worker process runs).
+        worker_id: the share's worker id.
+        share: one of ``target.split(n)``.
+        own_slices: this share's slice of the filled ``per_worker`` arrays, by key.
+
+    Returns:
+        The share's result; a kernel exception is returned encoded, not raised, so that
+        Dask does not count it as a failure of the worker.
+    """
+    result = ShareResult()
+    try:
+        target = payload.load_target()
+        kernel, records = payload.load_kernel(worker_id, own_slices)
+        watch = _Watch(payload.event, payload.deadline)
+        monotonic = time.monotonic
+
+        def watched(*args: Any) -> Any:
+            if monotonic() > watch.next:
+                watch.check()
+            return kernel(*args)
+
+        with worker_scope(worker_id):
+            values = run_share(watched, worker_id, target, share)
+        result.count = len(values)
+        if any(value is not None for value in values):
+            result.values = values
+        for key, writes in records.items():
+            runs = written_runs(writes, worker_id)
+            if runs:
+                result.runs[key] = runs
+    except MapCancelled:
+        return ShareResult()  # the caller has stopped waiting for this share
+    except Exception as exc:
+        result = ShareResult(error=encode_exception(exc, dumps=cloudpickle.dumps))
+    return result
+
