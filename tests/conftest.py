@@ -42,7 +42,7 @@ def dask_cluster() -> Iterator[Any]:
         n_workers=2,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",  # a free port: 8787 may be taken
         silence_logs=logging.ERROR,
     ) as cluster:
         yield cluster

@@ -160,7 +160,7 @@ def _default_connection(distributed: Any, n_workers: int | None) -> Connection:
         n_workers=workers,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",  # a free port: 8787 may be taken
         silence_logs=40,  # logging.ERROR: a worker restarted after a crash is not news
     )
     client = distributed.Client(cluster, set_as_default=False)
@@ -207,8 +207,12 @@ def check_workers(client: Any) -> None:
     """Raise MissingPluginError unless every worker can import pashmap_dask."""
     if not scheduler_info(client)["workers"]:
         return  # none yet (a cluster still scaling up): checked again at each map's start
-    answers = client.run(_make_probe())
-    missing = {address: answer for address, answer in answers.items() if not answer[0]}
+    answers = client.run(_make_probe(), on_error="return")
+    missing = {
+        address: answer
+        for address, answer in answers.items()
+        if isinstance(answer, tuple) and not answer[0]  # (an exception: a worker leaving)
+    }
     if not missing:
         return
     address, (_, _, python, host) = next(iter(sorted(missing.items())))

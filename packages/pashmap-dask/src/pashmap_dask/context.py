@@ -284,8 +284,10 @@ class DaskContext(BaseContext):
                     continue
                 importable = self._importable.get(name)
                 if importable is None:
-                    answers = self.client.run(_make_import_probe(name))
-                    importable = all(answers.values())
+                    # A worker that fails to answer (dying, say) counts as one that
+                    # cannot import: by value is always safe.
+                    answers = self.client.run(_make_import_probe(name), on_error="return")
+                    importable = all(answer is True for answer in answers.values())
                     self._importable[name] = importable
                 if not importable:
                     found.append(sys.modules[name])
