@@ -26,7 +26,15 @@ distributed = pytest.importorskip("distributed")
 from pashmap_dask import DaskContext  # noqa: E402
 
 # The EuXFEL mock runs of tests/xfel, for the XFEL tests here.
-from tests.xfel.conftest import agipd_run, fxe_run, spb_run  # noqa: E402, F401
+from tests.xfel.conftest import (  # noqa: E402, F401
+    agipd_run,
+    dssc_run,
+    fxe_run,
+    jungfrau_run,
+    lpd_missed_run,
+    reduced_spb_run,
+    spb_run,
+)
 
 # The `dask` command of this environment (as a job script would call it).
 DASK_COMMAND = str(Path(sys.executable).with_name("dask"))
@@ -57,31 +65,66 @@ class Processes:
 
     def start(self, command: list[str]) -> subprocess.Popen[bytes]:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        process = subprocess.Popen(
-            command,
-            cwd=self.directory,  # not the repository: the tests package is not importable
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        log = self.directory / f"{command[1]}-{len(self.started)}.log"
+        with open(log, "wb") as stream:
+            process = subprocess.Popen(
+                command,
+                cwd=self.directory,  # not the repository: the tests package is not importable
+                env=env,
+                stdout=stream,
+                stderr=subprocess.STDOUT,
+            )
         self.started.append(process)
         return process
 
+    def log(self, process: subprocess.Popen[bytes]) -> str:
+        """What a process printed (for the message of a failed start)."""
+        k = self.started.index(process)
+        return "\n".join(p.read_text() for p in self.directory.glob(f"*-{k}.log"))
+
     def start_scheduler(self) -> None:
         self.scheduler = self.start(
-            [DASK_COMMAND, "scheduler", "--scheduler-file", str(self.scheduler_file), "--no-dashboard",
-             "--host", "127.0.0.1"]
+            [
+                DASK_COMMAND,
+                "scheduler",
+                "--scheduler-file",
+                str(self.scheduler_file),
+                "--no-dashboard",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+            ]
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while not self.scheduler_file.exists():
-            if time.monotonic() > deadline:
-                raise RuntimeError("the dask scheduler did not write its scheduler file")
+            if time.monotonic() > deadline or self.scheduler.poll() is not None:
+                raise RuntimeError(
+                    f"the dask scheduler did not write its scheduler file:\n"
+                    f"{self.log(self.scheduler)}"
+                )
             time.sleep(0.1)
 
     def start_worker(self, *extra: str) -> None:
         self.start(
-            [DASK_COMMAND, "worker", "--scheduler-file", str(self.scheduler_file), "--nworkers", "1",
-             "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1", *extra]
+            [
+                DASK_COMMAND,
+                "worker",
+                "--scheduler-file",
+                str(self.scheduler_file),
+                "--nworkers",
+                "1",
+                "--nthreads",
+                "1",
+                "--no-dashboard",
+                "--host",
+                "127.0.0.1",
+                "--worker-port",
+                "0",
+                "--nanny-port",
+                "0",
+                *extra,
+            ]
         )
 
     def wait_for_workers(self, n: int) -> None:

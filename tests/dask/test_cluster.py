@@ -53,10 +53,12 @@ def test_address_and_cluster_and_the_current_client(dask_cluster: Any, client: A
 
 
 def test_dask_config_scheduler_address(dask_cluster: Any) -> None:
-    with dask.config.set({"scheduler-address": dask_cluster.scheduler_address}):
-        with DaskContext() as context:
-            assert "scheduler tcp://" in repr(context)
-            quick_guide(context)
+    with (
+        dask.config.set({"scheduler-address": dask_cluster.scheduler_address}),
+        DaskContext() as context,
+    ):
+        assert "scheduler tcp://" in repr(context)
+        quick_guide(context)
 
 
 @pytest.mark.timeout(120)

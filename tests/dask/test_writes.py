@@ -83,6 +83,27 @@ def test_a_row_travels_as_its_bytes_and_a_partial_row_as_mask_and_values() -> No
     assert np.unpackbits(run.mask, count=5).tolist() == [1, 0, 0, 0, 1]
 
 
+def test_write_back_claims_whole_and_partial_runs() -> None:
+    from pashmap_dask.writes import Run
+
+    caller = np.zeros(100)
+    write_back = WriteBack(caller, "'out'", per_worker=False)
+    write_back.apply([Run(10, 10, np.ones(10), None)])
+    write_back.apply([Run(30, 4, np.array([2.0, 2.0]), np.packbits([1, 0, 0, 1]))])
+    write_back.apply([Run(31, 2, np.array([3.0, 3.0]), None)])  # between the partial's two
+    write_back.apply([Run(0, 10, np.ones(10), None)])  # next to the first
+    assert caller[:20].tolist() == [1.0] * 20
+    assert caller[30:34].tolist() == [2.0, 3.0, 3.0, 2.0]
+    for clash, element in (
+        (Run(19, 2, np.zeros(2), None), (19,)),
+        (Run(25, 10, np.zeros(1), np.packbits([0] * 8 + [1, 0])), (33,)),
+        (Run(5, 3, np.zeros(1), np.packbits([0, 0, 1])), (7,)),
+    ):
+        with pytest.raises(ConflictingWritesError) as caught:
+            write_back.apply([clash])
+        assert caught.value.element == element
+
+
 # ------------------------------------------------------------------ on the cluster
 def test_writes_of_every_kind_match_local_context(ctx: DaskContext) -> None:
     def kernel(worker_id: int, index: int, value: float, a: Any, b: Any, c: Any) -> None:

@@ -27,14 +27,23 @@ from typing import TYPE_CHECKING, Any
 from pashmap_dask._version import __version__
 
 if TYPE_CHECKING:
-    from pashmap_dask.context import DaskContext
+    from pashmap_dask.cluster import ConnectionFailedError
+    from pashmap_dask.context import SHARES_PER_THREAD, DaskContext
     from pashmap_dask.writes import ConflictingWritesError
 
-__all__ = ["ConflictingWritesError", "DaskContext", "__version__"]
+__all__ = [
+    "SHARES_PER_THREAD",
+    "ConflictingWritesError",
+    "ConnectionFailedError",
+    "DaskContext",
+    "__version__",
+]
 
 _LAZY = {
     "DaskContext": "pashmap_dask.context",
+    "SHARES_PER_THREAD": "pashmap_dask.context",
     "ConflictingWritesError": "pashmap_dask.writes",
+    "ConnectionFailedError": "pashmap_dask.cluster",
 }
 
 

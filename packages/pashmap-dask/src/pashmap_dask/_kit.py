@@ -15,13 +15,13 @@ try:
         worker_scope,
     )
 except ImportError:  # pragma: no cover - before the kit
+    from typing import Any
+
     from pashmap.allocation import Order  # type: ignore[no-redef]
     from pashmap.base_context import BaseContext  # type: ignore[no-redef]
     from pashmap.execution import run_share  # type: ignore[no-redef]
     from pashmap.progress import progress_counts  # type: ignore[no-redef]
     from pashmap.worker import worker_scope  # type: ignore[no-redef,assignment]
-    from typing import Any
-
     from pashmap_shm import protocol
 
     def encode_exception(exc: BaseException, *, dumps: Any = None) -> bytes:  # type: ignore[misc]

@@ -319,7 +319,11 @@ def _make_import_probe(name: str) -> Callable[[], bool]:
 
 def _other_options_message(options: dict[str, Any]) -> str:
     names = sorted(options)
-    hints = [f"{name}= belongs to the {_OTHER_KINDS[name]} context" for name in names if name in _OTHER_KINDS]
+    hints = [
+        f"{name}= belongs to the {_OTHER_KINDS[name]} context"
+        for name in names
+        if name in _OTHER_KINDS
+    ]
     hint = f" ({'; '.join(hints)})" if hints else ""
     return (
         f"the 'dask' context does not take {', '.join(n + '=' for n in names)}{hint}; it takes "
@@ -378,7 +382,9 @@ class _Map:
         write_backs: dict[int, WriteBack] = {}
         for spec, root in zip(table.specs, table.roots, strict=True):
             name = names.get(id(root), f"a context array of shape {root.shape} ({root.dtype})")
-            write_backs[spec.key] = WriteBack(root, repr(name) if id(root) in names else name, per_worker=spec.per_worker)
+            write_backs[spec.key] = WriteBack(
+                root, repr(name) if id(root) in names else name, per_worker=spec.per_worker
+            )
             if spec.fill is not None:
                 continue
             if not spec.per_worker:
@@ -387,7 +393,14 @@ class _Map:
             for worker_id, own in enumerate(slices):
                 own[spec.key] = root[worker_id] if spec.order == "C" else root[..., worker_id]
         payload = MapPayload(
-            kernel, kernel_buffers, target, target_buffers, table.specs, contents, self.event, deadline
+            kernel,
+            kernel_buffers,
+            target,
+            target_buffers,
+            table.specs,
+            contents,
+            self.event,
+            deadline,
         )
         sent = payload.nbytes
         try:
@@ -399,9 +412,16 @@ class _Map:
             else:
                 sent *= len(self.shares)
             sent += sum(a.nbytes for own in slices for a in own.values())
-            keys = [f"pashmap-{_label(self.kernel)}-{self.token}-{k}" for k in range(len(self.shares))]
+            keys = [
+                f"pashmap-{_label(self.kernel)}-{self.token}-{k}" for k in range(len(self.shares))
+            ]
             self.futures = self.client.map(
-                run_task, [argument] * len(self.shares), range(len(self.shares)), self.shares, slices, key=keys
+                run_task,
+                [argument] * len(self.shares),
+                range(len(self.shares)),
+                self.shares,
+                slices,
+                key=keys,
             )
             received = self._collect(write_backs, start)
         except BaseException:

@@ -125,4 +125,3 @@ def run_task(
     except Exception as exc:
         result = ShareResult(error=encode_exception(exc, dumps=cloudpickle.dumps))
     return result
-

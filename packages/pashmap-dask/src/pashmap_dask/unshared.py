@@ -31,7 +31,9 @@ def _warning_class() -> type[Warning]:
     found = getattr(pashmap, "NotSharedWarning", None)
     if found is None:
         try:
-            from pashmap_shm import NotSharedWarning as found
+            import pashmap_shm
+
+            found = pashmap_shm.NotSharedWarning
         except ImportError:
             found = None
     if found is None:
@@ -201,8 +203,8 @@ def _call_targets(call: ast.Call) -> Iterator[str]:
 
 def _user_stacklevel() -> int:
     """The stacklevel that points a warning at the user's ``map`` call."""
-    frame = sys._getframe(2)
-    level = 3
+    frame = sys._getframe(2)  # 1 is the function calling warn()
+    level = 2
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
         if not (module == "pashmap" or module.startswith(("pashmap.", "pashmap_dask."))):

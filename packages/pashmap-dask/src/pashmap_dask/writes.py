@@ -31,6 +31,7 @@ sends back its own slice only, whole, when it wrote to it.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -183,9 +184,7 @@ class Writes:
         elif self.c_order and type(first) is slice and first.step in (None, 1):
             start, stop, _ = first.indices(len(self.root))
             if stop > start:
-                self.chunks[start * self.row // _CHUNK : (stop * self.row - 1) // _CHUNK + 1] = (
-                    True
-                )
+                self.chunks[start * self.row // _CHUNK : (stop * self.row - 1) // _CHUNK + 1] = True
         else:
             self.chunks[:] = True
 
@@ -365,9 +364,7 @@ def written_runs(writes: Writes, worker_id: int) -> list[Run]:
             if mask.all():
                 runs.append(Run(start, stop - start, flat[start:stop].copy(), None))
             else:
-                runs.append(
-                    Run(start, stop - start, flat[start:stop][mask], np.packbits(mask))
-                )
+                runs.append(Run(start, stop - start, flat[start:stop][mask], np.packbits(mask)))
     return runs
 
 
@@ -402,6 +399,10 @@ def _true_runs(mask: NDArray[np.bool_], lo: int, hi: int) -> Iterator[tuple[int,
 class WriteBack:
     """Copies the runs shares send back into the caller's array, catching conflicts.
 
+    What the map has written so far is kept as sorted, disjoint intervals for runs
+    written whole (the usual ``out[index] = ...``: no memory per element), and as a mask
+    of one byte per element, made on first need, for the elements of partial runs.
+
     Args:
         array: the caller's array (the context allocated it: C or F contiguous).
         name: how to name the array in a :class:`ConflictingWritesError`.
@@ -413,6 +414,8 @@ class WriteBack:
         self.name = name
         self.per_worker = per_worker
         self.flat = array.ravel(order="K")  # a view: the context allocates contiguous arrays
+        self.starts: list[int] = []
+        self.stops: list[int] = []
         self.claimed: NDArray[np.bool_] | None = None
 
     def apply(self, runs: list[Run]) -> None:
@@ -435,27 +438,38 @@ class WriteBack:
     def _claim(self, start: int, stop: int, mask: NDArray[np.bool_] | None) -> None:
         if self.per_worker:
             return
-        if self.claimed is None:
-            self.claimed = np.zeros(self.flat.size, np.bool_)
-        claimed = self.claimed[start:stop]
-        clash = claimed if mask is None else claimed & mask
-        if clash.any():
-            position = start + int(np.argmax(clash))
-            element = tuple(
-                int(i)
-                for i in np.unravel_index(
-                    position, self.array.shape, order="C" if self.array.flags.c_contiguous else "F"
-                )
-            )
-            raise ConflictingWritesError(
-                f"two shares of the map wrote element {element} of {self.name}: on a Dask "
-                "cluster each share writes into its own copy, so one value would be lost. "
-                "Let each element be written by one index only (out[index] = ...), or "
-                "accumulate with pm.Accumulator or a per_worker=True array",
-                name=self.name,
-                element=element,
-            )
+        # Whole runs met so far that overlap [start, stop)?
+        first = bisect.bisect_right(self.stops, start)
+        for k in range(first, len(self.starts)):
+            lo, hi = self.starts[k], self.stops[k]
+            if lo >= stop:
+                break
+            lo, hi = max(lo, start), min(hi, stop)
+            if mask is None or mask[lo - start : hi - start].any():
+                offset = 0 if mask is None else int(np.argmax(mask[lo - start : hi - start]))
+                self._conflict(lo + offset)
+        if self.claimed is not None:
+            claimed = self.claimed[start:stop]
+            clash = claimed if mask is None else claimed & mask
+            if clash.any():
+                self._conflict(start + int(np.argmax(clash)))
         if mask is None:
-            claimed[...] = True
+            k = bisect.bisect_left(self.starts, start)
+            self.starts.insert(k, start)
+            self.stops.insert(k, stop)
         else:
-            claimed |= mask
+            if self.claimed is None:
+                self.claimed = np.zeros(self.flat.size, np.bool_)
+            self.claimed[start:stop] |= mask
+
+    def _conflict(self, position: int) -> None:
+        order = "C" if self.array.flags.c_contiguous else "F"
+        element = tuple(int(i) for i in np.unravel_index(position, self.array.shape, order=order))
+        raise ConflictingWritesError(
+            f"two shares of the map wrote element {element} of {self.name}: on a Dask "
+            "cluster each share writes into its own copy, so one value would be lost. "
+            "Let each element be written by one index only (out[index] = ...), or "
+            "accumulate with pm.Accumulator or a per_worker=True array",
+            name=self.name,
+            element=element,
+        )
