@@ -70,6 +70,8 @@ def test_a_bare_context_protocol_implementation_works_as_default() -> None:
     class Minimal:
         """A Context without BaseContext: only the protocol's members."""
 
+        closed = False
+
         num_workers = 1
 
         def allocate(self, shape: tuple[int, ...], dtype: Any, order: str) -> Any:
@@ -81,9 +83,23 @@ def test_a_bare_context_protocol_implementation_works_as_default() -> None:
         def map(self, kernel: Any, target: object, /, **options: Any) -> list[Any]:
             return [kernel(0, i, v) for i, v in enumerate(target)]  # type: ignore[call-overload]
 
+        def run(self, kernel: Any, target: Any, /, **options: Any) -> list[Any]:
+            return [
+                kernel(0, *entry) for share in target.split(1) for entry in target.iterate(share)
+            ]
+
+        def close(self) -> None:
+            self.closed = True
+
     minimal = Minimal()
     assert isinstance(minimal, pm.Context)
     pm.set_default_context(minimal)  # type: ignore[arg-type]
     assert pm.map(lambda w, i, v: v + 1, [1, 2]) == [2, 3]
     assert pm.zeros(3).tolist() == [0, 0, 0]
     assert pm.empty(2).tolist() == [7, 7]
+    with pm.use_context(minimal) as used:  # a context object given is not closed by the block
+        assert used is minimal
+    assert not minimal.closed
+    with pm.use_context(type(minimal)) as made:  # one made here is closed, protocol only
+        assert made.map(lambda w, i, v: v, [5]) == [5]
+    assert made.closed  # type: ignore[attr-defined]

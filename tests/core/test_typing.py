@@ -12,6 +12,8 @@ USER_CODE = """
 from collections.abc import Iterator
 import numpy as np
 import pashmap as pm
+from pashmap.contexts import Context
+from pashmap.targets import contiguous_ranges
 
 def triple_it(worker_id: int, index: int, value: float) -> float:
     return 3 * value
@@ -28,14 +30,14 @@ out = pm.array(10)
 reveal_type(out)
 acc = pm.zeros((4, 4), np.int64, per_worker=True)
 like = pm.full_like(acc, 3)
-ctx: pm.Context = pm.get_default_context()
+ctx: Context = pm.get_default_context()
 with pm.use_context("local") as local:
     reveal_type(local)
     local.map(triple_it, [1.0])
 
 class Lines:
     def split(self, n: int) -> list[range]:
-        return pm.contiguous_ranges(3, n)
+        return contiguous_ranges(3, n)
 
     def iterate(self, share: range) -> Iterator[tuple[int, str]]:
         return ((i, "line") for i in share)

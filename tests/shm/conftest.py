@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 import pashmap_shm
-from pashmap import BaseContext
+from pashmap.contexts import BaseContext
 from pashmap_shm import ProcessContext, ThreadContext
 
 KINDS = {"threads": ThreadContext, "processes": ProcessContext}

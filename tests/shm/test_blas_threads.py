@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from pashmap.contexts import available_cpus
 from pashmap_shm import ProcessContext, ThreadContext
-from pashmap_shm.workers import available_cpus
 
 
 def blas_threads_in_kernel(worker_id: int, index: int, value: int) -> int:

@@ -14,16 +14,21 @@ processes, with the results written straight into arrays shared with the caller:
 
     pm.map(triple_it, inp)
 
+This module is the user's API: ``map``, ``array`` and the numpy-style helpers, the
+default context (chosen by name), the options, :class:`Accumulator`, :class:`PerWorker`,
+the errors to catch and the :class:`MapTarget` protocol. Context authors find their kit
+in :mod:`pashmap.contexts`, target authors theirs in :mod:`pashmap.targets`.
+
 This package (pashmap-core) holds the protocols, the local context and the module-level
-API; pashmap-shm adds the ``'threads'`` and ``'processes'`` contexts and pashmap-xfel the
-European XFEL (EXtra-data) targets. Plugins are found through entry points when first
-needed, so importing pashmap loads none of them.
+API; pashmap-shm adds the ``'threads'`` and ``'processes'`` contexts, pashmap-dask the
+``'dask'`` one and pashmap-xfel the European XFEL (EXtra-data) targets. Plugins are
+found through entry points when first needed, so importing pashmap loads none of them.
 """
+
+from typing import Any
 
 from pashmap._version import __version__
 from pashmap.accumulator import Accumulator
-from pashmap.base_context import BaseContext
-from pashmap.context import Context
 from pashmap.default import (
     array,
     empty,
@@ -40,53 +45,42 @@ from pashmap.default import (
     zeros_like,
 )
 from pashmap.errors import (
+    ContextMismatchError,
+    KernelError,
     MapTimeoutError,
     MissingPluginError,
     MissingTargetPluginError,
+    OversubscriptionWarning,
     PashmapError,
+    PashmapWarning,
     WorkerDiedError,
     WorkerError,
 )
-from pashmap.local import LocalContext
 from pashmap.options import get_default_options, set_default_options
 from pashmap.per_worker import PerWorker
-from pashmap.target import (
-    ColumnarTarget,
-    GuidedTarget,
-    MapTarget,
-    SupportsMapTarget,
-    TargetFactory,
-    contiguous_ranges,
-    ranges_of_sizes,
-)
+from pashmap.target import MapTarget
 from pashmap.targets.dataarray import DataArrayTarget
 from pashmap.targets.ndarray import NdarrayTarget
-from pashmap.targets.sequence import SequenceTarget
 from pashmap.worker import current_worker_id
 
 __all__ = [
     "Accumulator",
-    "BaseContext",
-    "ColumnarTarget",
-    "Context",
+    "ContextMismatchError",
     "DataArrayTarget",
-    "GuidedTarget",
-    "LocalContext",
+    "KernelError",
     "MapTarget",
     "MapTimeoutError",
     "MissingPluginError",
     "MissingTargetPluginError",
     "NdarrayTarget",
+    "OversubscriptionWarning",
     "PashmapError",
+    "PashmapWarning",
     "PerWorker",
-    "SequenceTarget",
-    "SupportsMapTarget",
-    "TargetFactory",
     "WorkerDiedError",
     "WorkerError",
     "__version__",
     "array",
-    "contiguous_ranges",
     "current_worker_id",
     "empty",
     "empty_like",
@@ -97,10 +91,33 @@ __all__ = [
     "map",
     "ones",
     "ones_like",
-    "ranges_of_sizes",
     "set_default_context",
     "set_default_options",
     "use_context",
     "zeros",
     "zeros_like",
 ]
+
+# Author-facing names that earlier versions exported here; they now live in
+# pashmap.contexts and pashmap.targets, and stay reachable from here for old code.
+_MOVED = {
+    "BaseContext": "pashmap.contexts",
+    "Context": "pashmap.contexts",
+    "LocalContext": "pashmap.contexts",
+    "ColumnarTarget": "pashmap.targets",
+    "GuidedTarget": "pashmap.targets",
+    "SequenceTarget": "pashmap.targets",
+    "SupportsMapTarget": "pashmap.targets",
+    "TargetFactory": "pashmap.targets",
+    "contiguous_ranges": "pashmap.targets",
+    "ranges_of_sizes": "pashmap.targets",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pashmap' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

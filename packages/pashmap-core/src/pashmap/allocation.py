@@ -15,6 +15,8 @@ from typing import Any, Literal, Protocol, SupportsIndex
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
+from pashmap.machine import format_bytes
+
 __all__ = [
     "Allocator",
     "Order",
@@ -79,11 +81,7 @@ def normalize_order(order: str | None) -> Order:
 
 def format_nbytes(shape: tuple[int, ...], dtype: np.dtype[Any]) -> str:
     """The size of an array of ``shape`` and ``dtype``, for error messages (e.g. '1.50 GiB')."""
-    size = float(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if size >= scale:
-            return f"{size / scale:.2f} {unit}"
-    return f"{size:.0f} bytes"
+    return format_bytes(float(np.prod(shape, dtype=np.float64)) * dtype.itemsize)
 
 
 def allocate_array(

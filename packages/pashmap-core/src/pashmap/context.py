@@ -1,13 +1,14 @@
 """The Context protocol: where maps run and where their output arrays live.
 
-A *context* decides where a map runs: in the caller (:class:`~pashmap.LocalContext`), in
-threads or in forked processes (the ``pashmap-shm`` package). It also allocates the
-arrays that kernels write their results into, in memory that its workers share with the
-caller.
+A *context* decides where a map runs: in the caller
+(:class:`~pashmap.contexts.LocalContext`), in threads or in forked processes (the
+``pashmap-shm`` package), on a Dask cluster (``pashmap-dask``). It also allocates the
+arrays that kernels write their results into, in memory whose writes reach the caller.
 
-To write a context, subclass :class:`~pashmap.BaseContext` and implement two methods:
-``allocate`` (uninitialised memory the workers can write to) and ``run`` (call the kernel
-on every element of a :class:`~pashmap.MapTarget`). Register it in the
+The protocol below is the whole contract: pashmap's module-level functions use nothing
+else of a context. The easy way to meet it is to subclass
+:class:`~pashmap.contexts.BaseContext` and implement ``num_workers``, ``allocate`` and
+``run``, with the rest of the kit in :mod:`pashmap.contexts`. Register the class in the
 ``pashmap.contexts`` entry-point group to make it available by name.
 """
 
@@ -20,6 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from pashmap.allocation import Order, ShapeLike
+from pashmap.target import MapTarget
 
 __all__ = ["Context"]
 
@@ -31,7 +33,9 @@ class Context(Protocol):
     """Where maps run and where their output arrays live.
 
     The module-level functions (``pm.map``, ``pm.array``, ...) forward to the default
-    context; every context offers the same calls as methods.
+    context; every context offers the same calls as methods. ``pm.zeros``, ``pm.full``
+    and the other helpers use the context's own method when it has one, else build on
+    :meth:`array`.
     """
 
     @property
@@ -69,5 +73,33 @@ class Context(Protocol):
         ...
 
     def map(self, kernel: Callable[..., R], target: Any, /, **options: Any) -> list[R]:
-        """Call ``kernel(worker_id, *entry)`` for every entry; see :func:`pashmap.map`."""
+        """Call ``kernel(worker_id, *entry)`` for every entry; see :func:`pashmap.map`.
+
+        Checks the kernel, wraps the target (:func:`pashmap.targets.resolve_target`) and
+        resolves the common options, then calls :meth:`run`.
+        """
+        ...
+
+    def run(self, kernel: Callable[..., R], target: MapTarget[Any], /, **options: Any) -> list[R]:
+        """Call ``kernel(worker_id, *entry)`` once for every entry of a MapTarget.
+
+        Args:
+            kernel: the function to call.
+            target: a MapTarget (already resolved).
+            **options: ``progress=True`` and ``timeout=<seconds>`` only when in effect
+                (checked already), and options of this context kind; unknown ones
+                raise ``TypeError``.
+
+        Returns:
+            The kernel's return values, in index order.
+
+        Raises:
+            MapTimeoutError: the timeout passed; the map's workers were stopped.
+            WorkerDiedError: a worker died during the map.
+            BaseException: whatever the kernel raised, with its original type.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release what the context holds (workers, a cluster it started). Safe to call twice."""
         ...

@@ -9,6 +9,7 @@ it for the whole program with :func:`set_default_context`, or for a block with
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -132,7 +133,7 @@ def use_context(context: Context | str | type[Context], /, **kwargs: Any) -> Ite
     finally:
         with _lock:
             _default = previous
-        if made is not context and isinstance(made, BaseContext):
+        if made is not context:
             made.close()
 
 
@@ -176,37 +177,62 @@ def map(kernel: Callable[..., R], target: object, /, **options: Any) -> list[R]:
         pm.map(triple_it, inp)
 
     Args:
-        kernel: the function to apply.
+        kernel: the function to apply, called as ``kernel(worker_id, *entry)``.
         target: a sequence, numpy array, xarray DataArray, an object of a type registered
             by a plugin (EXtra-data runs with pashmap-xfel), an object with
             ``__pashmap_target__()``, or a :class:`~pashmap.MapTarget`.
-        **options: options of the default context's kind.
+        **options: every context takes ``progress`` and ``timeout``:
+
+            * ``progress=True`` shows a progress bar (tqdm) fed by counters the workers
+              bump as they finish elements (``True`` or ``False`` only: anything else
+              raises ``TypeError``);
+            * ``timeout=<seconds>`` stops the map when it runs longer and raises
+              :class:`~pashmap.MapTimeoutError` (a ``TimeoutError``).
+
+            Both default to :func:`pashmap.set_default_options`. The parallel contexts
+            also take ``shares=<n>``, the number of equal shares to cut the target
+            into; other options belong to the context kind (see its documentation).
 
     Returns:
         The kernel's return values, as a list in index order.
 
     Raises:
         TypeError: the kernel is not callable, the target cannot be mapped over (the
-            message says what can), or an unknown option was given.
+            message says what can), an unknown option was given, or ``progress`` is
+            not ``True`` or ``False``.
+        MapTimeoutError: the map ran longer than ``timeout``.
+        WorkerDiedError: a worker process died during the map.
         Exception: whatever the kernel raised, with its original type.
     """
     return _default.map(kernel, target, **options)
 
 
 def _forward(method: Callable[Concatenate[BaseContext, P], R]) -> Callable[P, R]:
-    """Make a module-level function calling ``method`` on the default context."""
+    """Make a module-level function calling ``method`` on the default context.
+
+    Its signature and ``help()`` are the method's without ``self``; its docstring is the
+    method's, which names the default context's method it calls.
+    """
     name = method.__name__
 
     @functools.wraps(method)
     def call(*args: P.args, **kwargs: P.kwargs) -> R:
         context = _default
         bound: Callable[P, R] | None = getattr(context, name, None)
-        if bound is None:  # a bare Context without the helpers: use the shared code
+        if bound is None:  # a Context without this helper: use the shared code
             return method(context, *args, **kwargs)  # type: ignore[arg-type]
         return bound(*args, **kwargs)
 
+    signature = inspect.signature(method)
+    del call.__wrapped__
+    call.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=list(signature.parameters.values())[1:]
+    )
     call.__qualname__ = name
     call.__module__ = "pashmap"
+    call.__doc__ = (method.__doc__ or "").replace(
+        "that this context's workers", "that the default context's workers"
+    )
     return call
 
 

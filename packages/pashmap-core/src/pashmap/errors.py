@@ -9,10 +9,14 @@ so code written against the built-in type keeps working.
 from __future__ import annotations
 
 __all__ = [
+    "ContextMismatchError",
+    "KernelError",
     "MapTimeoutError",
     "MissingPluginError",
     "MissingTargetPluginError",
+    "OversubscriptionWarning",
     "PashmapError",
+    "PashmapWarning",
     "WorkerDiedError",
     "WorkerError",
 ]
@@ -20,6 +24,21 @@ __all__ = [
 
 class PashmapError(Exception):
     """Base class of all errors raised by pashmap."""
+
+
+class PashmapWarning(UserWarning):
+    """Base class of the warnings pashmap and its plugins give."""
+
+
+class OversubscriptionWarning(PashmapWarning):
+    """A context was asked for far more workers than the process has CPUs to run them.
+
+    Given once, when the context is made (see
+    :func:`pashmap.contexts.resolve_num_workers`): the workers then take turns on the
+    CPUs, and the map is slower than with one worker per CPU (``num_workers=None``).
+    Silence it with ``warnings.filterwarnings("ignore", category=OversubscriptionWarning)``
+    when that is what you want (e.g. threads that mostly wait for I/O).
+    """
 
 
 class MissingPluginError(PashmapError, ImportError, ValueError):
@@ -45,6 +64,18 @@ class MissingTargetPluginError(MissingPluginError, TypeError):
     """
 
 
+class ContextMismatchError(PashmapError, RuntimeError):
+    """An object made for one context was used in a map on another.
+
+    An :class:`~pashmap.Accumulator` keeps its partial results where the workers of the
+    context it was made for can write them (shared memory for ``'processes'``, plain
+    memory for ``'local'`` and ``'threads'``); under another context the writes could be
+    lost or land in the wrong slice. The message names both contexts. Create the object
+    with the context you map with (``context=ctx``, or after
+    :func:`~pashmap.set_default_context`).
+    """
+
+
 class MapTimeoutError(PashmapError, TimeoutError):
     """A map did not finish within its ``timeout``; it was cancelled and its workers stopped.
 
@@ -58,6 +89,22 @@ class WorkerError(PashmapError):
     Exceptions raised by the kernel itself reach the caller with their own type; this
     family is for failures of the machinery (a worker that died, a broken pool).
     """
+
+
+class KernelError(PashmapError):
+    """A kernel raised, in a worker, an exception that could not reach the caller as itself.
+
+    Raised instead of the original exception when that exception cannot be pickled (or
+    unpickled in the caller); the message names its type and text, and the chained
+    :class:`~pashmap.contexts.RemoteTraceback` shows where it was raised.
+
+    Attributes:
+        type_name: the qualified name of the original exception type.
+    """
+
+    def __init__(self, message: str, *, type_name: str) -> None:
+        super().__init__(message)
+        self.type_name = type_name
 
 
 class WorkerDiedError(WorkerError):

@@ -1,30 +1,71 @@
-"""How a worker runs the kernel over one share of a target.
+"""How a worker runs the kernel over one share of a target, and when a map must stop.
 
-Shared by every context, so that the cheapest way to call the kernel is used everywhere.
+Shared by every context, so that the cheapest way to call the kernel is used everywhere:
+through the target's columns when it has them (no tuple per element), with the progress
+counter bumped per share, and with the deadline checked per element only when there is
+one. A target that breaks its contract (``iterate`` yielding something other than argument
+tuples) is named in the ``TypeError``, found on the error path only.
 """
 
 from __future__ import annotations
 
-import dis
-import functools
-import inspect
 import time
-import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
-from itertools import repeat, starmap
+from itertools import compress, repeat, starmap
 from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from pashmap.errors import MapTimeoutError
-from pashmap.identity_cache import remember_last
+from pashmap.remote_exceptions import qualified_name
 from pashmap.target import MapTarget
 
-__all__ = ["deadline_after", "returns_only_none", "run_share", "share_runner"]
+__all__ = ["StopSignal", "deadline_after", "run_share", "share_runner"]
 
 R = TypeVar("R")
+
+
+class StopSignal:
+    """Tells the share runners of a map to stop between two elements.
+
+    A context that must end a map early (Ctrl-C, a kernel exception in another worker, a
+    timeout) while its workers are in the middle of a share calls :meth:`stop`; every
+    runner made with ``stop=`` this signal starts no further element, and raises
+    ``reason`` at the end of the share it was running. The check costs no Python call
+    per element (the runner's iteration simply ends), so runners can always take one.
+    Setting it is thread-safe; it is not shared between processes.
+    """
+
+    __slots__ = ("_go", "reason")
+
+    def __init__(self) -> None:
+        self._go = [True]
+        self.reason: BaseException | None = None
+
+    def stop(self, reason: BaseException) -> None:
+        """Stop every runner of the map at its next element.
+
+        Args:
+            reason: the exception the runners raise (the first reason given is kept).
+        """
+        if self.reason is None:
+            self.reason = reason
+        self._go[0] = False
+
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return not self._go[0]
+
+    def _running(self) -> Iterator[bool]:
+        # True at every element until stop(): a C-level iterator (no Python call).
+        return iter(partial(self._go.__getitem__, 0), False)
+
+    def _check(self) -> None:
+        if not self._go[0]:
+            raise self.reason or RuntimeError("the map was stopped")
 
 
 def run_share(
@@ -35,6 +76,7 @@ def run_share(
     *,
     counts: NDArray[np.int64] | None = None,
     deadline: float | None = None,
+    stop: StopSignal | None = None,
 ) -> list[R]:
     """Call ``kernel(worker_id, *entry)`` for every entry of one share, in order.
 
@@ -51,14 +93,20 @@ def run_share(
             deadline is given too.
         deadline: if given, a ``time.monotonic()`` value after which no further element
             is started: :class:`~pashmap.MapTimeoutError` is raised instead.
+        stop: if given, no further element is started once it is stopped, and its
+            reason is raised (see :class:`StopSignal`).
 
     Returns:
         The kernel's return values, in order.
 
     Raises:
         MapTimeoutError: the deadline passed.
+        BaseException: the reason given to ``stop``.
+        TypeError: the target's ``iterate`` (``iterate_columns``) broke its contract:
+            the message names the target's class and what it gave.
     """
-    return share_runner(kernel, worker_id, target, counts=counts, deadline=deadline)(share)
+    runner = share_runner(kernel, worker_id, target, counts=counts, deadline=deadline, stop=stop)
+    return runner(share)
 
 
 def share_runner(
@@ -68,6 +116,7 @@ def share_runner(
     *,
     counts: NDArray[np.int64] | None = None,
     deadline: float | None = None,
+    stop: StopSignal | None = None,
 ) -> Callable[[Any], list[R]]:
     """A function that runs one share, as :func:`run_share` does, prepared once per worker.
 
@@ -80,28 +129,70 @@ def share_runner(
         target: the MapTarget the shares come from.
         counts: the progress counters, as for :func:`run_share`.
         deadline: the deadline, as for :func:`run_share`.
+        stop: the stop signal, as for :func:`run_share`.
 
     Returns:
         ``run(share)``, returning the kernel's values for that share in order.
     """
     if deadline is not None:
         return partial(
-            _run_share_watched, kernel, worker_id, target, counts=counts, deadline=deadline
+            _run_share_watched,
+            kernel,
+            worker_id,
+            target,
+            counts=counts,
+            deadline=deadline,
+            stop=stop,
         )
     run: Callable[[Any], list[R]]
     iterate_columns = getattr(target, "iterate_columns", None)
     if iterate_columns is not None:
         workers = repeat(worker_id)
+        if stop is None:
 
-        def run(share: Any) -> list[R]:
-            return list(map(kernel, workers, *iterate_columns(share)))
+            def run(share: Any) -> list[R]:
+                try:
+                    return list(map(kernel, workers, *iterate_columns(share)))
+                except TypeError as exc:  # (free until raised: the fast path pays nothing)
+                    _raise_if_broken(exc, target, share)
+                    raise
+
+        else:
+            signal = stop
+
+            def run(share: Any) -> list[R]:
+                try:
+                    first, *rest = iterate_columns(share)
+                    values = list(map(kernel, workers, compress(first, signal._running()), *rest))
+                except TypeError as exc:
+                    _raise_if_broken(exc, target, share)
+                    raise
+                signal._check()
+                return values
 
     else:
         call = partial(kernel, worker_id)
         iterate = target.iterate
+        if stop is None:
 
-        def run(share: Any) -> list[R]:
-            return list(starmap(call, iterate(share)))
+            def run(share: Any) -> list[R]:
+                try:
+                    return list(starmap(call, iterate(share)))
+                except TypeError as exc:
+                    _raise_if_broken(exc, target, share)
+                    raise
+
+        else:
+            signal = stop
+
+            def run(share: Any) -> list[R]:
+                try:
+                    values = list(starmap(call, compress(iterate(share), signal._running())))
+                except TypeError as exc:
+                    _raise_if_broken(exc, target, share)
+                    raise
+                signal._check()
+                return values
 
     if counts is None:
         return run
@@ -123,68 +214,82 @@ def _run_share_watched(
     *,
     counts: NDArray[np.int64] | None,
     deadline: float,
+    stop: StopSignal | None,
 ) -> list[R]:
     call = partial(kernel, worker_id)
     results = []
     monotonic = time.monotonic
-    for entry in target.iterate(share):
-        if deadline is not None and monotonic() > deadline:
-            raise MapTimeoutError("the map did not finish before its timeout")
-        results.append(call(*entry))
-        if counts is not None:
-            counts[worker_id] += 1
+    try:
+        for entry in target.iterate(share):
+            if stop is not None:
+                stop._check()
+            if monotonic() > deadline:
+                raise MapTimeoutError("the map did not finish before its timeout")
+            results.append(call(*entry))
+            if counts is not None:
+                counts[worker_id] += 1
+    except TypeError as exc:
+        _raise_if_broken(exc, target, share, columns=False)
+        raise
     return results
+
+
+def _raise_if_broken(
+    exc: TypeError, target: MapTarget[Any], share: Any, *, columns: bool | None = None
+) -> None:
+    """Raise the error naming ``target`` if ``exc`` comes from its entries."""
+    broken = _broken_contract(exc, target, share, columns=columns)
+    if broken is not None:
+        raise broken from exc
+
+
+def _broken_contract(
+    exc: TypeError, target: MapTarget[Any], share: Any, *, columns: bool | None = None
+) -> TypeError | None:
+    """The error naming ``target`` if ``exc`` comes from its entries, else ``None``.
+
+    ``exc`` was caught in the frame that unpacks the entries. Raised there (no deeper
+    frame), it came from unpacking an entry or from calling the kernel with the wrong
+    number of arguments; the share's first entry, taken afresh, tells which. A TypeError
+    from inside the kernel has a deeper frame and is left alone.
+    """
+    traceback = exc.__traceback__
+    if traceback is None or traceback.tb_next is not None:
+        return None
+    name = qualified_name(type(target))
+    if columns is None:
+        columns = getattr(target, "iterate_columns", None) is not None
+    try:
+        if columns:
+            given = target.iterate_columns(share)  # type: ignore[attr-defined]
+            if isinstance(given, (tuple, list)) and all(
+                hasattr(column, "__iter__") for column in given
+            ):
+                return None
+            return TypeError(
+                f"{name}.iterate_columns(share) must return a tuple of iterables, one per "
+                f"kernel argument after worker_id (e.g. (indices, values)); it returned "
+                f"{_shown(given)} ({exc})"
+            )
+        entry: object = next(iter(target.iterate(share)))
+    except Exception:
+        return None  # the target fails another way: the original error stands
+    if isinstance(entry, (tuple, list)):
+        return None
+    return TypeError(
+        f"{name}.iterate(share) must yield one tuple of kernel arguments per element, "
+        f"e.g. (index, value), called as kernel(worker_id, *entry); it yielded "
+        f"{_shown(entry)} ({exc})"
+    )
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({type(value).__name__})"
 
 
 def deadline_after(timeout: float | None) -> float | None:
     """The ``time.monotonic()`` value ``timeout`` seconds from now (``None`` for no limit)."""
     return None if timeout is None else time.monotonic() + timeout
-
-
-def returns_only_none(kernel: Callable[..., Any]) -> bool:
-    """Whether every call of ``kernel`` that returns gives ``None``, as its bytecode proves.
-
-    True for a plain function (or a ``functools.partial`` or bound method of one) whose
-    every ``return`` returns the constant ``None`` -- the usual kernel, which writes its
-    results into arrays. Workers then need not collect and check the values. False when
-    it cannot tell (a lambda, ``return value``, a generator, a callable object).
-    """
-    function: Any = kernel
-    if type(function) is not types.FunctionType:
-        for _ in range(10):
-            if isinstance(function, functools.partial):
-                function = function.func
-            elif isinstance(function, types.MethodType):
-                function = function.__func__
-            else:
-                break
-        if not isinstance(function, types.FunctionType):
-            return False
-    return _code_returns_only_none(function.__code__)
-
-
-_NOT_PLAIN = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
-
-
-@remember_last  # (the same kernel as last time: the usual case, answered by identity)
-@functools.lru_cache(maxsize=512)
-def _code_returns_only_none(code: types.CodeType) -> bool:
-    if code.co_flags & _NOT_PLAIN:
-        return False
-    previous: dis.Instruction | None = None
-    for instruction in dis.get_instructions(code):
-        name = instruction.opname
-        if name == "RETURN_CONST":  # Python 3.12+
-            if instruction.argval is not None:
-                return False
-        elif name == "RETURN_VALUE" and (
-            # Only "LOAD_CONST None; RETURN_VALUE", and not reached by a jump (which
-            # would bring another value).
-            instruction.is_jump_target
-            or previous is None
-            or previous.opname != "LOAD_CONST"
-            or previous.argval is not None
-        ):
-            return False
-        previous = instruction
-    return True

@@ -41,6 +41,11 @@ class MapTarget(Protocol[ShareT]):
     An object can also name its own target by defining ``__pashmap_target__(self)``
     returning a MapTarget; that takes precedence over every registered target.
 
+    Optionally, a ``kernel_arguments`` attribute names the arguments each entry gives
+    the kernel after ``worker_id`` (the built-in targets have ``("index", "value")``):
+    ``map`` then checks, before it runs anything, that the kernel can take them, and
+    says how to write it if not.
+
     The order of elements is the *index order*: the concatenation of
     ``iterate(share)`` over ``split(n)``, in the order ``split`` returned the shares, must
     give every element exactly once, in the same order for every ``n``. ``map`` returns
@@ -54,7 +59,7 @@ class MapTarget(Protocol[ShareT]):
                     self.lines = open(path).read().splitlines()
 
                 def split(self, n):
-                    return pm.contiguous_ranges(len(self.lines), n)
+                    return contiguous_ranges(len(self.lines), n)
 
                 def iterate(self, share):
                     for index in share:
@@ -237,7 +242,7 @@ def ranges_of_sizes(sizes: Sequence[int], length: int) -> list[range]:
     """Cut ``range(length)`` into consecutive ranges of the given sizes.
 
     The usual :meth:`GuidedTarget.split_sizes` of a target whose shares are ranges of
-    element positions: ``return pm.ranges_of_sizes(sizes, len(self))``.
+    element positions: ``return ranges_of_sizes(sizes, len(self))``.
 
     Args:
         sizes: the length of each range, all ``>= 1``, adding up to ``length``.

@@ -15,7 +15,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from pashmap.errors import MissingPluginError, PashmapError
+from pashmap import MissingPluginError, PashmapError
 
 __all__ = ["Connection", "ConnectionFailedError", "connect", "describe_cluster"]
 
@@ -153,7 +153,7 @@ def _default_connection(distributed: Any, n_workers: int | None) -> Connection:
             owned_client=True,
             source=f"scheduler {address}",
         )
-    from pashmap_dask._kit import available_cpus
+    from pashmap.contexts import available_cpus
 
     workers = n_workers if n_workers is not None else available_cpus()
     cluster = distributed.LocalCluster(

@@ -36,8 +36,8 @@ import cloudpickle
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from pashmap.errors import MapTimeoutError, PashmapError, WorkerDiedError
-from pashmap_dask._kit import (
+from pashmap import MapTimeoutError, PashmapError, WorkerDiedError
+from pashmap.contexts import (
     BaseContext,
     Order,
     decode_exception,
@@ -144,7 +144,7 @@ class DaskContext(BaseContext):
         if num_workers is None:
             threads = describe_cluster(self._connection.client)["threads"]
             if not threads:
-                from pashmap_dask._kit import available_cpus
+                from pashmap.contexts import available_cpus
 
                 threads = available_cpus()
             num_workers = SHARES_PER_THREAD * threads

@@ -20,8 +20,8 @@ from typing import Any
 import cloudpickle
 from numpy.typing import NDArray
 
-from pashmap.errors import MapTimeoutError
-from pashmap_dask._kit import encode_exception, run_share, worker_scope
+from pashmap import MapTimeoutError
+from pashmap.contexts import encode_exception, run_share, worker_scope
 from pashmap_dask.wire import MapPayload
 from pashmap_dask.writes import Run, written_runs
 

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from pashmap.errors import PashmapError
+from pashmap import PashmapError
 
 __all__ = [
     "ArraySpec",

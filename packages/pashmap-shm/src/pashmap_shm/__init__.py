@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 from pashmap_shm._version import __version__
 
 if TYPE_CHECKING:
+    from pashmap.contexts import KernelError, RemoteTraceback
     from pashmap_shm.process import ProcessContext
-    from pashmap_shm.protocol import KernelError, RemoteTraceback
     from pashmap_shm.shared_memory import cached_bytes, clear_cache, is_shared, set_cache_limit
     from pashmap_shm.thread import ThreadContext
     from pashmap_shm.unshared_writes import NotSharedWarning
@@ -52,8 +52,8 @@ __all__ = [
 _LAZY = {
     "ProcessContext": "pashmap_shm.process",
     "ThreadContext": "pashmap_shm.thread",
-    "KernelError": "pashmap_shm.protocol",
-    "RemoteTraceback": "pashmap_shm.protocol",
+    "KernelError": "pashmap.contexts",
+    "RemoteTraceback": "pashmap.contexts",
     "NotSharedWarning": "pashmap_shm.unshared_writes",
     "cached_bytes": "pashmap_shm.shared_memory",
     "clear_cache": "pashmap_shm.shared_memory",

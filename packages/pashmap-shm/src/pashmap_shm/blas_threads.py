@@ -35,7 +35,7 @@ import sys
 import threading
 from typing import Any, Literal
 
-from pashmap_shm.workers import available_cpus
+from pashmap.contexts import available_cpus
 
 __all__ = [
     "BlasThreads",

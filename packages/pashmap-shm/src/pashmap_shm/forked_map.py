@@ -36,11 +36,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pashmap import MapTarget, MapTimeoutError, WorkerDiedError
-from pashmap.execution import returns_only_none
+from pashmap.contexts import available_cpus
 from pashmap_shm import protocol
 from pashmap_shm.blas_threads import limit_blas_threads, restore_blas_threads
+from pashmap_shm.kernel_code import returns_only_none
 from pashmap_shm.worker import serve
-from pashmap_shm.workers import available_cpus
 
 __all__ = ["FORK_WARNING", "ForkedMap", "WorkerProcess", "died_error"]
 

@@ -28,13 +28,11 @@ from typing import Any, NoReturn
 # here so that a fork server that preloads this module has it ready for every worker.
 import cloudpickle  # noqa: F401
 
-from pashmap.execution import share_runner
-from pashmap.worker import worker_scope
+from pashmap.contexts import mark_process_as_worker, share_runner, worker_scope
 from pashmap_shm import protocol
 from pashmap_shm.blas_threads import blas_controller, limit_blas_threads
 from pashmap_shm.shared_handles import forget_received, loads_with_handles
 from pashmap_shm.worker import _PR_SET_PDEATHSIG, _prctl
-from pashmap_shm.workers import mark_process_as_worker
 
 __all__ = ["MAP_HEADER", "receive_map", "send_map", "serve_maps"]
 

@@ -34,20 +34,25 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from pashmap import BaseContext, MapTarget
-from pashmap.allocation import Order
-from pashmap.execution import deadline_after, run_share
-from pashmap.progress import progress_counts
+from pashmap import MapTarget
+from pashmap.contexts import (
+    BaseContext,
+    Order,
+    deadline_after,
+    in_worker,
+    progress_counts,
+    resolve_num_workers,
+    run_share,
+    split_target,
+)
 from pashmap_shm.blas_threads import (
     BlasThreads,
     blas_controller,
     resolve_blas_threads,
 )
 from pashmap_shm.forked_map import ForkedMap
-from pashmap_shm.scheduling import split_target
 from pashmap_shm.shared_memory import allocate_shared, clear_cache
 from pashmap_shm.unshared_writes import warn_about_unshared_writes
-from pashmap_shm.workers import in_worker, resolve_num_workers
 
 if TYPE_CHECKING:
     from pashmap_shm.pool import WorkerPool
@@ -87,7 +92,7 @@ class ProcessContext(BaseContext):
       kernel call hangs;
     * a map started inside a worker runs serially in that worker.
 
-    Each worker runs inside :func:`pashmap.worker.worker_scope`: a
+    Each worker runs inside :func:`pashmap.contexts.worker_scope`: a
     :class:`~pashmap.PerWorker` value is created in the worker process that uses it and
     torn down there before the worker reports that it is done; an
     :class:`~pashmap.Accumulator` created with this context lives in shared memory.
@@ -200,7 +205,7 @@ class ProcessContext(BaseContext):
                 :class:`~pashmap.MapTimeoutError`.
             **options: ``shares``, the number of equal shares to cut the target into
                 (by default a :class:`~pashmap.GuidedTarget` is cut guided, any other
-                target into 32 shares per worker; see :mod:`pashmap_shm.scheduling`).
+                target into 32 shares per worker; see :func:`pashmap.contexts.split_target`).
 
         Returns:
             The kernel's return values in index order.

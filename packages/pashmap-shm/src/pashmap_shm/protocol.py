@@ -21,21 +21,17 @@ from __future__ import annotations
 import os
 import pickle
 import struct
-import traceback
 from array import array
 from typing import Any
 
-from pashmap import PashmapError
+from pashmap.contexts import decode_exception, encode_exception
 
 __all__ = [
     "DONE",
     "ERROR",
     "HEADER",
     "RESULTS",
-    "KernelError",
-    "RemoteTraceback",
     "decode_exception",
-    "decode_none_counts",
     "encode_exception",
     "encode_none_counts",
     "pickle_values",
@@ -48,37 +44,6 @@ ERROR = 3
 
 # kind, share index, payload length
 HEADER = struct.Struct("=BiQ")
-
-
-class RemoteTraceback(Exception):  # noqa: N818 - a traceback, named as in concurrent.futures
-    """The traceback of an exception raised in a worker process.
-
-    Chained as the ``__cause__`` of the exception re-raised in the caller, so the report
-    shows where in the kernel it happened.
-    """
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
-
-    def __str__(self) -> str:
-        return f'\n"""\n{self.text.rstrip()}\n"""'
-
-
-class KernelError(PashmapError):
-    """A kernel raised, in a worker process, an exception that could not reach the caller.
-
-    Raised instead of the original exception when that exception cannot be pickled (or
-    unpickled); the message names its type and text and the chained
-    :class:`RemoteTraceback` shows where it was raised.
-
-    Attributes:
-        type_name: the qualified name of the original exception type.
-    """
-
-    def __init__(self, message: str, *, type_name: str) -> None:
-        super().__init__(message)
-        self.type_name = type_name
 
 
 def send(fd: int, kind: int, share: int, payload: bytes = b"") -> None:
@@ -129,63 +94,3 @@ _none_pickles: dict[int, bytes] = {}
 def encode_none_counts(pairs: array[int]) -> bytes:
     """Pack ``(share, count)`` pairs, flattened in an ``array('q')``."""
     return pairs.tobytes()
-
-
-def decode_none_counts(payload: bytes) -> list[tuple[int, int]]:
-    """Unpack what :func:`encode_none_counts` packed."""
-    flat = array("q")
-    flat.frombytes(payload)
-    return list(zip(flat[0::2], flat[1::2], strict=True))
-
-
-def encode_exception(exc: BaseException) -> bytes:
-    """Serialise an exception raised in a worker; never raises for a bad exception.
-
-    Returns:
-        A pickle of ``(pickled exception or None, "module.Type: message", traceback)``.
-    """
-    try:
-        pickled: bytes | None = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:
-        pickled = None
-    try:
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    except Exception:
-        text = "(the traceback could not be formatted)"
-    try:
-        message = str(exc)
-    except Exception:
-        message = "(str() of the exception failed)"
-    description = f"{_type_name(type(exc))}: {message}" if message else _type_name(type(exc))
-    return pickle.dumps((pickled, description, text), protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def decode_exception(payload: bytes) -> BaseException:
-    """Rebuild the exception a worker sent, with its traceback chained as ``__cause__``.
-
-    Returns:
-        The original exception (same type and arguments) when it survived pickling,
-        else a :class:`KernelError` describing it.
-    """
-    pickled, description, text = pickle.loads(payload)
-    exc: BaseException | None = None
-    reason = "it cannot be pickled"
-    if pickled is not None:
-        try:
-            exc = pickle.loads(pickled)
-        except Exception as error:
-            reason = f"it cannot be unpickled ({error!r})"
-    if not isinstance(exc, BaseException):
-        type_name = description.partition(":")[0]
-        exc = KernelError(
-            f"the kernel raised {description} in a worker process; the exception itself "
-            f"could not be sent to the caller because {reason}",
-            type_name=type_name,
-        )
-    exc.__cause__ = RemoteTraceback(text)
-    return exc
-
-
-def _type_name(klass: type) -> str:
-    module = klass.__module__
-    return klass.__qualname__ if module == "builtins" else f"{module}.{klass.__qualname__}"

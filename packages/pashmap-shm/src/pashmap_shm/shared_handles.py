@@ -27,9 +27,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from pashmap.allocation import Order
+from pashmap.contexts import Order, available_memory
 from pashmap_shm import shared_memory
-from pashmap_shm.shared_memory import available_memory
 from pashmap_shm.unshared_writes import NotSharedWarning
 
 __all__ = ["HandlePickler", "allocate_with_handle", "dumps_with_handles", "loads_with_handles"]

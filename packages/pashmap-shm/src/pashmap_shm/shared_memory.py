@@ -33,11 +33,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from pashmap.allocation import Order
+from pashmap.contexts import Order, available_memory, format_bytes
 
 __all__ = [
     "allocate_shared",
-    "available_memory",
     "cache_limit",
     "cached_bytes",
     "clear_cache",
@@ -150,26 +149,6 @@ def is_shared(array: NDArray[Any]) -> bool:
         if int(low, 16) <= start < int(high, 16):
             return rest[3:4] == "s"
     return False
-
-
-def available_memory() -> int | None:
-    """The bytes this process can still allocate, or ``None`` when it cannot be told.
-
-    The smaller of the system's ``MemAvailable`` and the room left under the memory limit
-    of the process's cgroup (e.g. a Slurm job), if any.
-    """
-    candidates: list[int] = []
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                candidates.append(int(line.split()[1]) * 1024)
-                break
-    except (OSError, ValueError, IndexError):
-        pass
-    room = _cgroup_room()
-    if room is not None:
-        candidates.append(room)
-    return min(candidates) if candidates else None
 
 
 def cache_limit() -> int:
@@ -302,33 +281,5 @@ def _evict(room: int) -> None:
         block.close()
 
 
-def _cgroup_room() -> int | None:
-    """Bytes left under this process's cgroup (v2) memory limit, if it has one."""
-    try:
-        entries = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    relative = next((e[3:] for e in entries if e.startswith("0::")), None)
-    if relative is None:
-        return None
-    directory = Path("/sys/fs/cgroup") / relative.lstrip("/")
-    rooms: list[int] = []
-    root = Path("/sys/fs/cgroup")
-    while True:
-        try:
-            limit = (directory / "memory.max").read_text().strip()
-            if limit != "max":
-                current = int((directory / "memory.current").read_text())
-                rooms.append(max(0, int(limit) - current))
-        except (OSError, ValueError):
-            pass
-        if directory == root or directory.parent == directory:
-            break
-        directory = directory.parent
-    return min(rooms) if rooms else None
-
-
 def _describe(nbytes: int) -> str:
-    if nbytes >= _GiB:
-        return f"{nbytes / _GiB:.2f} GiB ({nbytes} bytes)"
-    return f"{nbytes / 2**20:.1f} MiB ({nbytes} bytes)"
+    return f"{format_bytes(nbytes)} ({nbytes} bytes)"

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from pashmap.identity_cache import remember_last
+from pashmap_shm.kernel_code import remember_last
 from pashmap_shm.shared_memory import is_shared
 
 __all__ = ["NotSharedWarning", "unshared_written_arrays", "warn_about_unshared_writes"]

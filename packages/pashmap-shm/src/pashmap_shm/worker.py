@@ -23,8 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pashmap import MapTarget
-from pashmap.execution import share_runner
-from pashmap.worker import enter_process_worker, leave_process_worker
+from pashmap.contexts import WorkerScope, set_process_scope, share_runner, tear_down
 from pashmap_shm.protocol import (
     DONE,
     ERROR,
@@ -35,7 +34,7 @@ from pashmap_shm.protocol import (
     send,
 )
 
-__all__ = ["serve"]
+__all__ = ["enter_process_worker", "leave_process_worker", "serve"]
 
 _PR_SET_PDEATHSIG = 1
 _SIGKILL = int(signal.SIGKILL)  # a plain int: ctypes converts it without calling into enum
@@ -45,6 +44,57 @@ try:
     _prctl.restype = None  # (no result object to make)
 except (OSError, AttributeError):  # not Linux
     _prctl = None
+
+
+# In a process forked for one map: its worker id while it runs its shares, and its scope
+# once something asked for it (see enter_process_worker).
+_process_worker: int | None = None
+_worker_scope: WorkerScope | None = None
+
+
+def _process_scope() -> WorkerScope | None:
+    global _worker_scope
+    if _process_worker is None:
+        return None
+    if _worker_scope is None:
+        _worker_scope = WorkerScope(_process_worker)
+    return _worker_scope
+
+
+set_process_scope(_process_scope)
+
+
+def enter_process_worker(worker_id: int) -> None:
+    """Make this forked process worker ``worker_id`` until :func:`leave_process_worker`.
+
+    The worker scope of a process that is a single worker while it runs its part of a
+    map, seen from every thread of the process (a scope inherited from the caller's
+    thread through ``fork()`` is ignored). Entering records only the worker id; the
+    :class:`~pashmap.contexts.WorkerScope` is made when something first asks for it (a
+    :class:`~pashmap.PerWorker` value, an accumulator), so a worker that needs none
+    touches almost nothing of the memory it shares, copy-on-write, with the caller.
+    (Two functions rather than a context manager: every function a forked worker runs
+    costs it page copies.)
+
+    Args:
+        worker_id: the worker's id.
+    """
+    global _process_worker, _worker_scope
+    _process_worker = worker_id
+    _worker_scope = None
+
+
+def leave_process_worker(*, failed: bool) -> None:
+    """End what :func:`enter_process_worker` began: run the scope's teardowns.
+
+    Args:
+        failed: the worker's body raised (its exception wins over a teardown's).
+    """
+    global _process_worker, _worker_scope
+    scope = _worker_scope
+    _process_worker = _worker_scope = None
+    if scope is not None and scope.teardowns:
+        tear_down(scope, failed=failed)
 
 
 def serve(
@@ -61,7 +111,7 @@ def serve(
 ) -> NoReturn:
     """Run shares until the queue is empty, then exit the process; never returns.
 
-    The whole run is one process worker scope (:func:`pashmap.worker.enter_process_worker`),
+    The whole run is one process worker scope (:func:`enter_process_worker`),
     so per-worker values are torn down here, before the caller hears that this worker is
     done.
 
@@ -79,7 +129,7 @@ def serve(
         parent_pid: the caller's process id.
         counts: the progress counters in shared memory, or ``None``.
         returns_none: the kernel is known to return only ``None``
-            (:func:`pashmap.execution.returns_only_none`): its values are not collected.
+            (:func:`pashmap_shm.kernel_code.returns_only_none`): its values are not collected.
     """
     code = 0
     share = -1

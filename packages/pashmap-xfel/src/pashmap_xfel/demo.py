@@ -93,7 +93,7 @@ def run_demo(workers: int | None = None) -> int:
     import extra_data
 
     import pashmap as pm
-    from pashmap.registry import context_names
+    from pashmap.contexts import context_names
 
     with tempfile.TemporaryDirectory(prefix="pashmap-xfel-demo-") as path:
         write_demo_run(path)

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Final, Literal
 
 import numpy as np
 
-from pashmap.target import contiguous_ranges, ranges_of_sizes
+from pashmap.targets import contiguous_ranges, ranges_of_sizes
 from pashmap_xfel.handles import close_inherited_files
 from pashmap_xfel.layout import TrainLayout
 
@@ -98,6 +98,7 @@ class ExtraDataTarget:
         "EXtra-data runs and selections (DataCollection), run['SRC'] (SourceData), "
         "run['SRC', 'key'] (KeyData) and multi-module detectors (AGIPD1M, LPD1M, ...)"
     )
+    kernel_arguments: ClassVar[tuple[str, ...]] = ("index", "train_id", "data")
 
     def __init__(
         self,
@@ -196,7 +197,7 @@ class ExtraDataTarget:
         return shares
 
     def split_sizes(self, sizes: Sequence[int], /) -> list[range]:
-        """Cut the trains into contiguous ranges of the given sizes (see pm.GuidedTarget).
+        """Cut the trains into contiguous ranges of the given sizes (GuidedTarget).
 
         Args:
             sizes: the number of trains of each share, all ``>= 1``, adding up to

@@ -1,4 +1,39 @@
-"""The map targets that ship with pashmap-core.
+"""The kit for writing a map target, and the targets that ship with pashmap-core.
 
-They are registered in the ``pashmap.targets`` entry-point group like any plugin's.
+Everything a target author needs: the :class:`MapTarget` protocol and its optional
+extensions (:class:`ColumnarTarget`, :class:`GuidedTarget`), :class:`SupportsMapTarget`
+for types that name their own target, :class:`TargetFactory` for the ``pashmap.targets``
+entry-point group, the range helpers, and :func:`resolve_target`, what ``map`` does to
+turn an object into a target. The built-in targets (:class:`SequenceTarget`,
+:class:`NdarrayTarget`, :class:`DataArrayTarget`) are registered in that entry-point
+group like any plugin's.
 """
+
+from pashmap.registry import is_map_target, resolve_target
+from pashmap.target import (
+    ColumnarTarget,
+    GuidedTarget,
+    MapTarget,
+    SupportsMapTarget,
+    TargetFactory,
+    contiguous_ranges,
+    ranges_of_sizes,
+)
+from pashmap.targets.dataarray import DataArrayTarget
+from pashmap.targets.ndarray import NdarrayTarget
+from pashmap.targets.sequence import SequenceTarget
+
+__all__ = [
+    "ColumnarTarget",
+    "DataArrayTarget",
+    "GuidedTarget",
+    "MapTarget",
+    "NdarrayTarget",
+    "SequenceTarget",
+    "SupportsMapTarget",
+    "TargetFactory",
+    "contiguous_ranges",
+    "is_map_target",
+    "ranges_of_sizes",
+    "resolve_target",
+]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import pashmap as pm
-from pashmap.execution import returns_only_none
+from pashmap_shm.kernel_code import returns_only_none
 
 out = np.zeros(10)
 
