@@ -62,7 +62,9 @@ def test_a_run_by_name_under_the_dask_default(dask_cluster: Any, agipd_run: Any)
         total = pm.Accumulator((2, 512, 128))
 
         def add(worker_id: int, index: int, train_id: int, data: Any) -> None:
-            total.local += data[AGIPD_SOURCE.format(1)]["image.data"].sum(axis=0)
+            frames = data.get(AGIPD_SOURCE.format(1), {}).get("image.data")
+            if frames is not None:  # the run has 4 trains more than the detector
+                total.local += frames.sum(axis=0)
 
         pm.map(add, agipd_run.select(AGIPD_SOURCE.format(1), "image.data"))
     expected_sum = agipd_run[AGIPD_SOURCE.format(1), "image.data"].ndarray().sum(axis=0)

@@ -207,8 +207,10 @@ class DaskContext(BaseContext):
             if candidate is None:
                 return None
             entry = self._arrays.get(id(candidate))
-            if entry is not None and entry[0]() is candidate:
-                return candidate, entry[1]
+            if entry is not None:
+                root = entry[0]()
+                if root is not None and root is candidate:
+                    return root, entry[1]
             candidate = getattr(candidate, "base", None)
         return None
 

@@ -28,7 +28,7 @@ __all__ = ["NotSharedWarning", "array_names", "warn_about_lost_writes"]
 
 def _warning_class() -> type[Warning]:
     """pashmap's NotSharedWarning where it lives (core, else pashmap-shm), else ours."""
-    found = getattr(pashmap, "NotSharedWarning", None)
+    found: type[Warning] | None = getattr(pashmap, "NotSharedWarning", None)
     if found is None:
         try:
             import pashmap_shm
@@ -42,7 +42,7 @@ def _warning_class() -> type[Warning]:
             """A kernel writes to an array whose writes cannot reach the caller."""
 
         found = NotSharedWarning
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 NotSharedWarning = _warning_class()
@@ -203,12 +203,12 @@ def _call_targets(call: ast.Call) -> Iterator[str]:
 
 def _user_stacklevel() -> int:
     """The stacklevel that points a warning at the user's ``map`` call."""
-    frame = sys._getframe(2)  # 1 is the function calling warn()
+    frame: types.FrameType | None = sys._getframe(2)  # 1 is the function calling warn()
     level = 2
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
         if not (module == "pashmap" or module.startswith(("pashmap.", "pashmap_dask."))):
             return level
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
         level += 1
     return level

@@ -35,7 +35,7 @@ import bisect
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -236,7 +236,7 @@ def _element_bounds(view: NDArray[Any], address: int, itemsize: int) -> tuple[in
     return (lo - address) // itemsize, (hi - address) // itemsize + 1
 
 
-class TrackedArray(np.ndarray):  # type: ignore[type-arg]
+class TrackedArray(np.ndarray[Any, Any]):
     """A share's copy of a context array, or a view of it, recording what is written.
 
     Reads behave as for any ndarray; results of arithmetic are plain ndarrays. Writes
@@ -463,7 +463,7 @@ class WriteBack:
             self.claimed[start:stop] |= mask
 
     def _conflict(self, position: int) -> None:
-        order = "C" if self.array.flags.c_contiguous else "F"
+        order: Literal["C", "F"] = "C" if self.array.flags.c_contiguous else "F"
         element = tuple(int(i) for i in np.unravel_index(position, self.array.shape, order=order))
         raise ConflictingWritesError(
             f"two shares of the map wrote element {element} of {self.name}: on a Dask "
