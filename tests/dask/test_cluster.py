@@ -33,7 +33,7 @@ def quick_guide(context: pm.Context) -> None:
 def test_scheduler_file_of_command_line_processes(scheduler_file: Path) -> None:
     # The workers run with another sys.path: this module's kernels travel by value.
     with DaskContext(scheduler_file=str(scheduler_file)) as context:
-        assert context.describe()["workers"] == 2
+        assert context.cluster_info()["workers"] == 2
         quick_guide(context)
         assert context.map(lambda w, i, v: v + 1, [1, 2]) == [2, 3]
 
@@ -65,7 +65,7 @@ def test_dask_config_scheduler_address(dask_cluster: Any) -> None:
 def test_embedded_local_cluster_is_owned_and_closed() -> None:
     with DaskContext(2) as context:
         assert "embedded LocalCluster" in repr(context)
-        assert context.describe()["workers"] >= 1
+        assert context.cluster_info()["workers"] >= 1
         quick_guide(context)
         cluster = context._connection.cluster  # type: ignore[union-attr]
     assert cluster.status.name == "closed"

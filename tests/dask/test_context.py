@@ -159,7 +159,8 @@ def test_bad_num_workers(client: Any) -> None:
 
 def test_repr_and_describe(ctx: DaskContext) -> None:
     assert repr(ctx) == "DaskContext(num_workers=8, client)"
-    description = ctx.describe()
+    assert "2 workers, 2 threads" in ctx.describe()
+    description = ctx.cluster_info()
     assert description["workers"] == 2
     assert description["threads"] == 2
     assert description["memory"] > 0

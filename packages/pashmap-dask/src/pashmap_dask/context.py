@@ -41,6 +41,7 @@ from pashmap.contexts import (
     BaseContext,
     Order,
     decode_exception,
+    format_bytes,
     in_worker,
     progress_counts,
     run_share,
@@ -256,11 +257,20 @@ class DaskContext(BaseContext):
         if self._connection is not None:
             self._connection.close()
 
-    def describe(self) -> dict[str, Any]:
-        """The cluster this context runs on: scheduler, workers, threads, memory (bytes)."""
-        description = {"source": self._connection.source if self._connection else "detached"}
-        description.update(describe_cluster(self.client))
-        return description
+    def cluster_info(self) -> dict[str, Any]:
+        """The cluster this context runs on: ``scheduler`` (its address), ``workers``,
+        ``threads`` and ``memory`` (the workers' memory limits, bytes), now."""
+        return describe_cluster(self.client)
+
+    def describe(self) -> str:
+        """Where maps run, in one line (``pashmap info`` prints it)."""
+        if self._connection is None:
+            return "a detached copy (maps run serially)"
+        info = self.cluster_info()
+        return (
+            f"{self._connection.source}: scheduler {info['scheduler']}, {info['workers']} "
+            f"workers, {info['threads']} threads, {format_bytes(info['memory'])} memory"
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A kernel referring to its context gets a detached copy, which maps serially.

@@ -162,12 +162,28 @@ class Writes:
         self.nbytes = root.nbytes
         self.c_order = root.flags.c_contiguous
         self.row = root[0].size if root.ndim and self.c_order and len(root) else 1
-        self.lock = threading.Lock()
+        # Rows written whole by ``root[i] = ...`` (C order): one byte each, set without a
+        # call into numpy, turned into mask and chunks when the share ends.
+        self.rows: bytearray | None = None
         if per_worker:
             return
         self.mask = np.zeros(root.size, np.bool_)  # calloc: pages appear as they are written
         self.mask_shaped = self.mask.reshape(root.shape, order="C" if self.c_order else "F")
         self.chunks = np.zeros(root.size // _CHUNK + 1, np.bool_)
+        if self.c_order and root.ndim and root.size:
+            self.rows = bytearray(len(root))
+
+    def fold_rows(self) -> None:
+        """Turn the rows written whole into mask and chunks."""
+        if self.rows is None or not any(self.rows):
+            return
+        self.written = True
+        rows = np.frombuffer(self.rows, np.bool_)
+        self.mask_shaped[rows] = True
+        row = self.row
+        for first, last in _spans(np.flatnonzero(rows)):
+            self.chunks[first * row // _CHUNK : ((last + 1) * row - 1) // _CHUNK + 1] = True
+        self.rows = bytearray(len(self.rows))
 
     def mark_key(self, key: Any) -> None:
         """Record a write of ``root[key]`` (the root itself was indexed)."""
@@ -254,7 +270,11 @@ class TrackedArray(np.ndarray[Any, Any]):
         writes = self._writes
         if writes is not None:
             if writes.root is self:
-                writes.mark_key(key)
+                rows = writes.rows
+                if rows is not None and type(key) is int:
+                    rows[key] = 1  # out[index] = ...: the usual write, kept cheap
+                else:
+                    writes.mark_key(key)
             else:
                 writes.mark_view(self, key)
 
@@ -346,6 +366,7 @@ def written_runs(writes: Writes, worker_id: int) -> list[Run]:
 
     For a ``per_worker`` array: the slice of ``worker_id``, whole, when it was written.
     """
+    writes.fold_rows()
     if not writes.written:
         return []
     root = writes.root.view(np.ndarray)
@@ -368,15 +389,19 @@ def written_runs(writes: Writes, worker_id: int) -> list[Run]:
     return runs
 
 
+def _spans(positions: NDArray[np.intp]) -> Iterator[tuple[int, int]]:
+    """First and last of each run of consecutive numbers in sorted ``positions``."""
+    if not len(positions):
+        return
+    breaks = np.flatnonzero(np.diff(positions) != 1)
+    firsts = np.concatenate(([positions[0]], positions[breaks + 1]))
+    lasts = np.concatenate((positions[breaks], [positions[-1]]))
+    yield from zip(firsts.tolist(), lasts.tolist(), strict=True)
+
+
 def _touched_ranges(chunks: NDArray[np.bool_], size: int) -> Iterator[tuple[int, int]]:
     """Element ranges of consecutive touched chunks."""
-    touched = np.flatnonzero(chunks)
-    if not len(touched):
-        return
-    breaks = np.flatnonzero(np.diff(touched) != 1)
-    firsts = np.concatenate(([touched[0]], touched[breaks + 1]))
-    lasts = np.concatenate((touched[breaks], [touched[-1]]))
-    for first, last in zip(firsts.tolist(), lasts.tolist(), strict=True):
+    for first, last in _spans(np.flatnonzero(chunks)):
         yield first * _CHUNK, min((last + 1) * _CHUNK, size)
 
 
