@@ -32,7 +32,6 @@ sends back its own slice only, whole, when it wrote to it.
 from __future__ import annotations
 
 import bisect
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
