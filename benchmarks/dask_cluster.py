@@ -301,9 +301,9 @@ def bytes_per_map(ctx: Any, client: Any, nbytes: int) -> None:
     received = ctx.last_map_bytes["received"]
     print(f"\n## bytes: one map writing a {nbytes / GiB:.2f} GiB output")
     print(
-        f"  received by the caller: {received / GiB:.4f} GiB (context's count), "
-        f"{sent_by_workers / GiB:.4f} GiB (Dask workers' outgoing bytes); "
-        f"{received / nbytes:.4f}x the output"
+        f"  received by the caller: {received / GiB:.4f} GiB (the context's count of what the "
+        f"shares sent back), {sent_by_workers / GiB:.4f} GiB (Dask workers' count of bytes "
+        f"they sent); {received / nbytes:.4f}x the output"
     )
     out[...] = 0
 
@@ -343,7 +343,8 @@ def main() -> None:
             dashboard_address=":0",
             silence_logs=logging.ERROR,
         ) as cluster,
-        distributed.Client(cluster) as client,
+        # Both pashmap and the peers gather straight from the workers.
+        distributed.Client(cluster, direct_to_workers=True) as client,
         DaskContext(client=client) as ctx,
     ):
         print(

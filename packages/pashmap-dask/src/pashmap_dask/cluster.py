@@ -91,7 +91,8 @@ def connect(
         connection = Connection(client, owned_client=False, source="client")
     elif cluster is not None:
         connection = Connection(
-            distributed.Client(cluster, set_as_default=False),
+            # Results come straight from the workers, not through the scheduler.
+            distributed.Client(cluster, set_as_default=False, direct_to_workers=True),
             owned_client=True,
             source=f"cluster {type(cluster).__name__}",
         )
@@ -163,7 +164,7 @@ def _default_connection(distributed: Any, n_workers: int | None) -> Connection:
         dashboard_address=":0",  # a free port: 8787 may be taken
         silence_logs=40,  # logging.ERROR: a worker restarted after a crash is not news
     )
-    client = distributed.Client(cluster, set_as_default=False)
+    client = distributed.Client(cluster, set_as_default=False, direct_to_workers=True)
     connection = Connection(
         client, owned_client=True, cluster=cluster, source=f"embedded LocalCluster({workers})"
     )

@@ -467,6 +467,7 @@ class _Map:
                 for key, runs in result.runs.items():
                     write_backs[key].apply(runs)
                 received += result.nbytes + 64 * len(result.values or ())
+                result.runs = {}  # copied in: let the memory go now, not at the map's end
                 self.results[k] = result
                 if counts is not None:
                     counts[k % len(counts)] += result.count

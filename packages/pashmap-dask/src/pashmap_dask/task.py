@@ -61,6 +61,20 @@ class ShareResult:
         )
 
 
+def _register_sizeof() -> None:
+    """Tell Dask's memory accounting what a result holds (it would see a small object)."""
+    from dask.sizeof import sizeof
+
+    @sizeof.register(ShareResult)
+    def _sizeof(result: ShareResult) -> int:
+        return result.nbytes + 64 * len(result.values or ()) + 100
+
+    del _sizeof
+
+
+_register_sizeof()
+
+
 class _Watch:
     """Stops a running share when the map is cancelled or past its deadline."""
 

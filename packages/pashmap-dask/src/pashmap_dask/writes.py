@@ -364,25 +364,35 @@ def written_runs(writes: Writes, worker_id: int) -> list[Run]:
     """Cut what a share wrote into runs of contiguous memory, with their values.
 
     For a ``per_worker`` array: the slice of ``worker_id``, whole, when it was written.
+    Values are views of the share's copy where they can be (whole runs): the result is
+    pickled straight from them.
     """
+    root = writes.root.view(np.ndarray)
+    flat = root.ravel(order="K")
+    rows = writes.rows
+    if rows is not None and not writes.written and any(rows):
+        # Only out[index] = ... writes: the runs are runs of whole rows, no mask needed.
+        row = writes.row
+        return [
+            Run(first * row, (last + 1 - first) * row, flat[first * row : (last + 1) * row], None)
+            for first, last in _spans(np.flatnonzero(np.frombuffer(rows, np.bool_)))
+        ]
     writes.fold_rows()
     if not writes.written:
         return []
-    root = writes.root.view(np.ndarray)
-    flat = root.ravel(order="K")
     if writes.per_worker:
         # The worker axis is the slowest in memory (first in C order, last in F order):
         # a worker's slice is one contiguous run.
         workers = root.shape[0] if writes.c_order else root.shape[-1]
         length = root.size // workers if workers else 0
         start = worker_id * length
-        return [Run(start, length, flat[start : start + length].copy(), None)]
+        return [Run(start, length, flat[start : start + length], None)]
     runs = []
     for lo, hi in _touched_ranges(writes.chunks, len(flat)):
         for start, stop in _true_runs(writes.mask, lo, hi):
             mask = writes.mask[start:stop]
             if mask.all():
-                runs.append(Run(start, stop - start, flat[start:stop].copy(), None))
+                runs.append(Run(start, stop - start, flat[start:stop], None))
             else:
                 runs.append(Run(start, stop - start, flat[start:stop][mask], np.packbits(mask)))
     return runs
