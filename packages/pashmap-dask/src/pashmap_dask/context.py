@@ -22,7 +22,7 @@ module only decides what a map sends and what it does with what comes back.
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import threading
 import time
 import types
@@ -57,7 +57,7 @@ from pashmap_dask.cluster import (
 from pashmap_dask.task import ShareResult, run_task
 from pashmap_dask.unshared import array_names, warn_about_lost_writes
 from pashmap_dask.wire import ArrayTable, MapPayload, pickled, pickled_by_value
-from pashmap_dask.writes import WriteBack
+from pashmap_dask.writes import ConflictingWritesError, WriteBack
 
 __all__ = ["SHARES_PER_THREAD", "DaskContext"]
 
@@ -76,8 +76,6 @@ _OTHER_KINDS = {
     "blas_threads": "'processes' and 'threads'",
     "persistent": "'processes'",
 }
-
-_counter = itertools.count()
 
 
 class DaskContext(BaseContext):
@@ -463,6 +461,11 @@ class _Map:
                 if future.status != "finished":
                     self._raise_failure(k, future, result)
                 if result.error is not None:
+                    # What the share wrote before it raised is kept, as under LocalContext
+                    # (a clash there is not news next to the kernel's own exception).
+                    with contextlib.suppress(ConflictingWritesError):
+                        for key, runs in result.runs.items():
+                            write_backs[key].apply(runs)
                     raise decode_exception(result.error, loads=cloudpickle.loads)
                 for key, runs in result.runs.items():
                     write_backs[key].apply(runs)

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from pashmap import MapTimeoutError
 from pashmap.contexts import encode_exception, run_share, worker_scope
 from pashmap_dask.wire import MapPayload
-from pashmap_dask.writes import Run, written_runs
+from pashmap_dask.writes import Run, Writes, written_runs
 
 __all__ = ["MapCancelled", "ShareResult", "run_task"]
 
@@ -111,9 +111,11 @@ def run_task(
 
     Returns:
         The share's result; a kernel exception is returned encoded, not raised, so that
-        Dask does not count it as a failure of the worker.
+        Dask does not count it as a failure of the worker, with what the share wrote
+        before it.
     """
     result = ShareResult()
+    records: dict[int, Writes] = {}
     try:
         target = payload.load_target()
         kernel, records = payload.load_kernel(worker_id, own_slices)
@@ -130,12 +132,14 @@ def run_task(
         result.count = len(values)
         if any(value is not None for value in values):
             result.values = values
-        for key, writes in records.items():
-            runs = written_runs(writes, worker_id)
-            if runs:
-                result.runs[key] = runs
     except MapCancelled:
         return ShareResult()  # the caller has stopped waiting for this share
     except Exception as exc:
-        result = ShareResult(error=encode_exception(exc, dumps=cloudpickle.dumps))
+        result.error = encode_exception(exc, dumps=cloudpickle.dumps)
+    # Also after an exception: what the share wrote before it (and its teardowns) reaches
+    # the caller, as under every other context.
+    for key, writes in records.items():
+        runs = written_runs(writes, worker_id)
+        if runs:
+            result.runs[key] = runs
     return result

@@ -220,12 +220,18 @@ class Writes:
             self.chunks[lo // _CHUNK : (hi - 1) // _CHUNK + 1] = True
 
     def _mask_of(self, view: NDArray[Any]) -> NDArray[np.bool_] | None:
-        """The mask elements of ``view``'s elements, laid out as ``view`` is."""
+        """The mask elements of ``view``'s elements, laid out as ``view`` is.
+
+        ``view`` may have another dtype that lies within one element of the root (a
+        field of a structured array, ``out["energy"]``): its elements then stand for
+        the root's elements they lie in.
+        """
         offset = view.__array_interface__["data"][0] - self.address
         itemsize = self.itemsize
+        within = offset % itemsize if itemsize else 0
         if (
-            view.dtype.itemsize != itemsize
-            or offset % itemsize
+            not itemsize
+            or within + view.dtype.itemsize > itemsize
             or not 0 <= offset < max(self.nbytes, 1)
             or any(stride % itemsize for stride in view.strides)
         ):
