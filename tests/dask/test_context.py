@@ -148,13 +148,25 @@ def test_options_of_other_context_kinds_are_refused_naming_dask(client: Any) -> 
     with pytest.raises(TypeError, match="'dask'"):
         pm.set_default_context("dask", client=client, start_method="fork")
     with DaskContext(client=client) as context, pytest.raises(TypeError, match="'dask'"):
-        context.map(lambda w, i, v: v, [1], shares=4)
+        context.map(lambda w, i, v: v, [1], blas_threads=4)
+
+
+def test_the_shares_option_groups_shares_by_worker_id(ctx: DaskContext) -> None:
+    ids = ctx.map(lambda worker_id, index, value: worker_id, range(100), shares=50)
+    assert sorted(set(ids)) == list(range(8))  # 50 shares in 8 contiguous groups
+    assert ids == sorted(ids)
+    assert ctx.map(lambda w, i, v: w, range(10), shares=2) == [0] * 5 + [1] * 5
 
 
 def test_bad_num_workers(client: Any) -> None:
-    for bad in (0, -1, 2.5, True):
+    for bad in (0, -1):
         with pytest.raises(ValueError, match="num_workers"):
-            DaskContext(bad, client=client)  # type: ignore[arg-type]
+            DaskContext(bad, client=client)
+    for wrong in (2.5, True, "4"):
+        with pytest.raises(TypeError, match="num_workers"):
+            DaskContext(wrong, client=client)  # type: ignore[arg-type]
+    with pytest.warns(pm.OversubscriptionWarning, match="2 usable threads"):
+        DaskContext(1000, client=client).close()
 
 
 def test_repr_and_describe(ctx: DaskContext) -> None:

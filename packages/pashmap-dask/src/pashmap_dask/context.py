@@ -27,6 +27,7 @@ import threading
 import time
 import types
 import uuid
+import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -36,7 +37,7 @@ import cloudpickle
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from pashmap import MapTimeoutError, PashmapError, WorkerDiedError
+from pashmap import MapTimeoutError, OversubscriptionWarning, PashmapError, WorkerDiedError
 from pashmap.contexts import (
     BaseContext,
     Order,
@@ -45,6 +46,7 @@ from pashmap.contexts import (
     in_worker,
     progress_counts,
     run_share,
+    split_target,
     worker_scope,
 )
 from pashmap_dask.cluster import (
@@ -65,6 +67,11 @@ R = TypeVar("R")
 
 SHARES_PER_THREAD = 4
 """Default worker ids (shares) per thread of the cluster: Dask balances skewed work."""
+
+# More shares than this many per thread of the cluster (and than _FEW_SHARES) is a
+# mistake worth a warning.
+_OVERSUBSCRIPTION = 64
+_FEW_SHARES = 256
 
 # A payload up to this size goes with each task; a larger one is scattered to every
 # worker once.
@@ -129,10 +136,16 @@ class DaskContext(BaseContext):
     ) -> None:
         if options:
             raise TypeError(_other_options_message(options))
-        if num_workers is not None and (
-            isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1
-        ):
-            raise ValueError(f"num_workers must be a positive int or None, got {num_workers!r}")
+        if num_workers is not None:
+            if isinstance(num_workers, bool) or not isinstance(num_workers, int):
+                raise TypeError(
+                    f"DaskContext(num_workers=...) needs a positive integer or None (4 per "
+                    f"thread of the cluster), got {num_workers!r}"
+                )
+            if num_workers < 1:
+                raise ValueError(
+                    f"DaskContext(num_workers=...) must be at least 1, got {num_workers}"
+                )
         self._arrays: dict[int, tuple[weakref.ref[NDArray[Any]], bool]] = {}
         self._importable: dict[str, bool] = {}
         self._lock = threading.Lock()
@@ -140,13 +153,22 @@ class DaskContext(BaseContext):
         self._connection: Connection | None = connect(
             client=client, cluster=cluster, address=address, scheduler_file=scheduler_file
         )
-        if num_workers is None:
-            threads = describe_cluster(self._connection.client)["threads"]
-            if not threads:
-                from pashmap.contexts import available_cpus
+        threads = describe_cluster(self._connection.client)["threads"]
+        if not threads:  # no worker yet (a cluster still scaling up)
+            from pashmap.contexts import available_cpus
 
-                threads = available_cpus()
+            threads = available_cpus()
+        if num_workers is None:
             num_workers = SHARES_PER_THREAD * threads
+        elif num_workers > max(_FEW_SHARES, _OVERSUBSCRIPTION * threads):
+            warnings.warn(
+                f"DaskContext(num_workers={num_workers}) cuts each map into far more shares "
+                f"than the {threads} usable threads of the cluster's workers can use: each "
+                f"share is a Dask task with its own overhead; num_workers=None gives "
+                f"{SHARES_PER_THREAD * threads}",
+                OversubscriptionWarning,
+                stacklevel=2,
+            )
         self._num_workers = num_workers
 
     # ---------------------------------------------------------------- the contract
@@ -219,9 +241,11 @@ class DaskContext(BaseContext):
         Args:
             kernel: the function to call as ``kernel(worker_id, *entry)``.
             target: a MapTarget.
-            **options: ``progress=True`` (a tqdm bar fed as shares finish) and
+            **options: ``progress=True`` (a tqdm bar fed as shares finish),
                 ``timeout=<seconds>`` (``MapTimeoutError``; running shares stop at their
-                next element).
+                next element) and ``shares=n`` (cut the target into ``n`` shares rather
+                than ``num_workers``; more than ``num_workers`` are run in contiguous
+                groups, one Dask task and worker id per group).
 
         Returns:
             The kernel's return values, in index order.
@@ -236,18 +260,21 @@ class DaskContext(BaseContext):
         """
         progress = bool(options.pop("progress", False))
         timeout = options.pop("timeout", None)
+        count = options.pop("shares", None)
         if options:
             raise TypeError(
-                f"the 'dask' context takes the options progress= and timeout=, "
+                f"the 'dask' context takes the options progress=, timeout= and shares=, "
                 f"not {', '.join(sorted(options))}"
             )
         if self._connection is None or in_worker():
             return _run_serially(kernel, target, timeout)
         client = self.client
-        shares = list(target.split(self.num_workers))
+        split = {"shares": self.num_workers if count is None else count}
+        shares = split_target(target, self.num_workers, split, "DaskContext")
         if not shares:
             return []
-        return _Map(self, client, kernel, target, shares, progress, timeout).run()
+        groups = _groups(shares, self.num_workers)
+        return _Map(self, client, kernel, target, groups, progress, timeout).run()
 
     # ---------------------------------------------------------------- lifetime
     def close(self) -> None:
@@ -572,13 +599,21 @@ def _label(kernel: Any) -> str:
     return "".join(c if c.isalnum() or c == "_" else "_" for c in name)[:40] or "kernel"
 
 
-def _indices(shares: Sequence[Any], k: int) -> str:
-    """The indices of share ``k``, as far as the shares tell."""
+def _groups(shares: Sequence[Any], num_workers: int) -> list[list[Any]]:
+    """Contiguous groups of shares, at most ``num_workers``: one task (worker id) each."""
+    if len(shares) <= num_workers:
+        return [[share] for share in shares]
+    bounds = [len(shares) * w // num_workers for w in range(num_workers + 1)]
+    return [list(shares[bounds[w] : bounds[w + 1]]) for w in range(num_workers)]
+
+
+def _indices(groups: Sequence[list[Any]], k: int) -> str:
+    """The indices of task ``k``'s shares, as far as the shares tell."""
     try:
-        start = sum(len(share) for share in shares[:k])
-        length = len(shares[k])
+        start = sum(len(share) for group in groups[:k] for share in group)
+        length = sum(len(share) for share in groups[k])
     except TypeError:
-        return f"share {k} of {len(shares)}"
+        return f"share {k} of {len(groups)}"
     if length == 1:
         return f"index {start}"
     return f"indices {start} to {start + length - 1}"

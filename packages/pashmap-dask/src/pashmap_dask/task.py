@@ -65,11 +65,10 @@ def _register_sizeof() -> None:
     """Tell Dask's memory accounting what a result holds (it would see a small object)."""
     from dask.sizeof import sizeof
 
-    @sizeof.register(ShareResult)
-    def _sizeof(result: ShareResult) -> int:
+    def size(result: ShareResult) -> int:
         return result.nbytes + 64 * len(result.values or ()) + 100
 
-    del _sizeof
+    sizeof.register(ShareResult)(size)
 
 
 _register_sizeof()
@@ -97,7 +96,7 @@ class _Watch:
 def run_task(
     payload: MapPayload,
     worker_id: int,
-    share: Any,
+    shares: list[Any],
     own_slices: dict[int, NDArray[Any]],
 ) -> ShareResult:
     """Run one share of a map on this worker (the Dask task of worker ``worker_id``).
@@ -106,7 +105,8 @@ def run_task(
         payload: the map's kernel, target and inputs (the same object for every share
             this worker process runs).
         worker_id: the share's worker id.
-        share: one of ``target.split(n)``.
+        shares: the shares of ``target.split(n)`` this worker id runs, in order
+            (usually one).
         own_slices: this share's slice of the filled ``per_worker`` arrays, by key.
 
     Returns:
@@ -127,8 +127,10 @@ def run_task(
                 watch.check()
             return kernel(*args)
 
+        values: list[Any] = []
         with worker_scope(worker_id):
-            values = run_share(watched, worker_id, target, share)
+            for share in shares:
+                values.extend(run_share(watched, worker_id, target, share))
         result.count = len(values)
         if any(value is not None for value in values):
             result.values = values
