@@ -56,7 +56,7 @@ from pashmap_dask.cluster import (
     connect,
     describe_cluster,
 )
-from pashmap_dask.task import ShareResult, run_task
+from pashmap_dask.task import ShareResult, run_task, stop_map
 from pashmap_dask.unshared import array_names, warn_about_lost_writes
 from pashmap_dask.wire import ArrayTable, MapPayload, pickled, pickled_by_value
 from pashmap_dask.writes import ConflictingWritesError, WriteBack
@@ -402,7 +402,6 @@ class _Map:
         self.event = f"pashmap-cancel-{self.token}"
         self.futures: list[Any] = []
         self.scattered: Any = None
-        self.cancel_event_set = False
 
     def run(self) -> list[Any]:
         context = self.context
@@ -563,11 +562,16 @@ class _Map:
         if not pending:
             return
         try:
-            from distributed import Event
-
             self.client.cancel(pending)
-            Event(self.event, client=self.client).set()
-            self.cancel_event_set = True
+            # Shares already running stop at their next element. From a thread: a
+            # worker that died meanwhile must not hold the caller up.
+            threading.Thread(
+                target=self.client.run,
+                args=(stop_map, self.event),
+                kwargs={"on_error": "ignore"},
+                name="pashmap-dask-stop",
+                daemon=True,
+            ).start()
         except Exception:  # the scheduler may be gone: nothing left to cancel then
             return
 
@@ -576,22 +580,6 @@ class _Map:
         if self.scattered is not None:
             self.scattered.release()
             self.scattered = None
-        if self.cancel_event_set:
-            # Running shares look at the event a few times a second; clear it once
-            # they have (an event left set stays in the scheduler's memory).
-            timer = threading.Timer(5.0, _clear_event, (self.client, self.event))
-            timer.daemon = True
-            timer.start()
-
-
-def _clear_event(client: Any, name: str) -> None:
-    try:
-        from distributed import Event
-
-        if client.status == "running":
-            Event(name, client=client).clear()
-    except Exception:
-        return
 
 
 def _label(kernel: Any) -> str:

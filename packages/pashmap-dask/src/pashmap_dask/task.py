@@ -6,29 +6,29 @@ of the context arrays, runs its share inside ``worker_scope(worker_id)`` (so
 serially), and returns a :class:`ShareResult`: the return values (nothing when they are
 all ``None``), the runs of memory it wrote, or the kernel's exception, encoded.
 
-Between elements the share checks, at most a few times a second, whether the map was
-cancelled (a distributed ``Event``) or ran past its deadline, since cancelling a Dask
-task does not stop it once it runs.
+A share stops at its next element when its map passes its deadline, or when the caller
+cancels the map (an exception elsewhere, a timeout, Ctrl-C) and runs :func:`stop_map` on
+every worker: cancelling a Dask task does not stop it once it runs.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import cloudpickle
 from numpy.typing import NDArray
 
-from pashmap import MapTimeoutError
-from pashmap.contexts import encode_exception, run_share, worker_scope
+from pashmap.contexts import StopSignal, encode_exception, run_share, worker_scope
 from pashmap_dask.wire import MapPayload
 from pashmap_dask.writes import Run, Writes, written_runs
 
 __all__ = ["MapCancelled", "ShareResult", "run_task"]
-
-# Seconds between two looks at the map's cancel event from a running share.
-_CHECK_INTERVAL = 0.25
 
 
 class MapCancelled(Exception):  # noqa: N818 - a signal, not an error for the user
@@ -74,23 +74,46 @@ def _register_sizeof() -> None:
 _register_sizeof()
 
 
-class _Watch:
-    """Stops a running share when the map is cancelled or past its deadline."""
+# The stop signals of the maps whose shares run in this worker process, by map token,
+# with the number of shares using each; and the tokens of maps stopped here (for shares
+# that start after the stop).
+_signals: dict[str, tuple[StopSignal, int]] = {}
+_stopped: collections.deque[str] = collections.deque(maxlen=1024)
+_lock = threading.Lock()
 
-    def __init__(self, event: str, deadline: float | None) -> None:
-        self.event = event
-        self.deadline = None if deadline is None else time.monotonic() + deadline - time.time()
-        self.next = time.monotonic() + _CHECK_INTERVAL
 
-    def check(self) -> None:
-        now = time.monotonic()
-        if self.deadline is not None and now > self.deadline:
-            raise MapTimeoutError("the map did not finish before its timeout")
-        self.next = now + _CHECK_INTERVAL
-        from distributed import Event
+def stop_map(token: str) -> None:
+    """Stop the shares of map ``token`` running in this process, at their next element.
 
-        if Event(self.event).is_set():
-            raise MapCancelled(self.event)
+    Run on every worker by the caller (``client.run``) when a map is cancelled: a
+    cancelled Dask task does not stop by itself once it runs.
+    """
+    with _lock:
+        _stopped.append(token)
+        entry = _signals.get(token)
+    if entry is not None:
+        entry[0].stop(MapCancelled(token))
+
+
+@contextlib.contextmanager
+def _stop_signal(token: str) -> Iterator[StopSignal]:
+    """The stop signal of map ``token`` in this process, while a share of it runs."""
+    with _lock:
+        signal, users = _signals.get(token, (None, 0))
+        if signal is None:
+            signal = StopSignal()
+            if token in _stopped:
+                signal.stop(MapCancelled(token))
+        _signals[token] = (signal, users + 1)
+    try:
+        yield signal
+    finally:
+        with _lock:
+            signal, users = _signals[token]
+            if users > 1:
+                _signals[token] = (signal, users - 1)
+            else:
+                del _signals[token]
 
 
 def run_task(
@@ -119,18 +142,15 @@ def run_task(
     try:
         target = payload.load_target()
         kernel, records = payload.load_kernel(worker_id, own_slices)
-        watch = _Watch(payload.event, payload.deadline)
-        monotonic = time.monotonic
-
-        def watched(*args: Any) -> Any:
-            if monotonic() > watch.next:
-                watch.check()
-            return kernel(*args)
-
+        deadline = payload.deadline
+        if deadline is not None:  # the caller's clock: time.time(), not monotonic
+            deadline = time.monotonic() + deadline - time.time()
         values: list[Any] = []
-        with worker_scope(worker_id):
+        with _stop_signal(payload.event) as signal, worker_scope(worker_id):
             for share in shares:
-                values.extend(run_share(watched, worker_id, target, share))
+                values.extend(
+                    run_share(kernel, worker_id, target, share, deadline=deadline, stop=signal)
+                )
         result.count = len(values)
         if any(value is not None for value in values):
             result.values = values

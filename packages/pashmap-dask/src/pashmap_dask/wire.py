@@ -118,7 +118,7 @@ class MapPayload:
         specs: the context arrays the kernel and the target refer to.
         contents: the contents of the context arrays the caller filled (not uniform),
             by key; ``per_worker`` ones travel with each share instead.
-        event: the name of the distributed Event set when the map is cancelled.
+        event: the map's token, by which the caller stops its running shares.
         deadline: the map's deadline as ``time.time()``, or None.
     """
 
