@@ -205,6 +205,18 @@ class DaskContext(BaseContext):
         per_worker: bool = False,
     ) -> NDArray[Any]:
         """Allocate an array the kernels can write to; see :func:`pashmap.array`."""
+        if (
+            fill is not None
+            and like is None
+            and not isinstance(fill, np.ndarray)
+            and np.ndim(fill) == 0
+            and not np.asarray(fill).tobytes().strip(b"\0")
+        ):
+            # allocate() gives zeros already: writing them again would only make the
+            # memory appear now rather than as the shares' rows arrive.
+            if dtype is None:
+                dtype = np.float64
+            fill = None
         array = super().array(
             shape, dtype, order=order, fill=fill, like=like, per_worker=per_worker
         )
