@@ -1,7 +1,8 @@
 """pashmap's 'dask' context against the ways a Dask user writes the same jobs, in one run.
 
 Everything runs on one ``distributed.LocalCluster`` of 2 single-threaded worker processes
-started here, side by side (variants interleaved round by round, medians compared), as
+started here (configured as DaskContext's embedded cluster: no statistical profiler in
+the workers), side by side (variants interleaved round by round, medians compared), as
 the machine is shared and noisy. Rows (issue 12):
 
 * ``fixed``: a 16-element map (``out[index] = value``) vs ``client.map`` of 16 no-op
@@ -331,11 +332,15 @@ def main() -> None:
     rounds = 2 if args.quick else args.rounds
     wanted = set(args.rows.split(","))
 
+    import dask
     import distributed
 
     from pashmap_dask import DaskContext
 
     with (
+        # As DaskContext's embedded cluster: without the workers' statistical profiler
+        # (it samples the running task every 10 ms, holding the GIL), for every variant.
+        dask.config.set({"distributed.worker.profile.enabled": False}),
         distributed.LocalCluster(
             n_workers=2,
             threads_per_worker=1,

@@ -157,13 +157,17 @@ def _default_connection(distributed: Any, n_workers: int | None) -> Connection:
     from pashmap.contexts import available_cpus
 
     workers = n_workers if n_workers is not None else available_cpus()
-    cluster = distributed.LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",  # a free port: 8787 may be taken
-        silence_logs=40,  # logging.ERROR: a worker restarted after a crash is not news
-    )
+    # The workers' statistical profiler (for the dashboard) samples the running task's
+    # stack every 10 ms, holding the GIL: measurably slower kernels on a busy node, for
+    # a dashboard that nobody opens on an embedded cluster.
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        cluster = distributed.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",  # a free port: 8787 may be taken
+            silence_logs=40,  # logging.ERROR: a worker restarted after a crash is not news
+        )
     client = distributed.Client(cluster, set_as_default=False, direct_to_workers=True)
     connection = Connection(
         client, owned_client=True, cluster=cluster, source=f"embedded LocalCluster({workers})"
