@@ -1,18 +1,20 @@
 """pashmap-dask: run pashmap maps on a Dask distributed cluster, across many nodes.
 
 Installing this package makes the ``'dask'`` context available by name, with no import
-needed::
+needed:
 
-    import pashmap as pm
+```python
+import pashmap as pm
 
-    pm.set_default_context("dask")                 # current Client, DASK_SCHEDULER_ADDRESS,
-                                                   # or an embedded LocalCluster
-    out = pm.zeros(len(data))                      # an ordinary numpy array in the caller
+pm.set_default_context("dask")  # the current Client, DASK_SCHEDULER_ADDRESS,
+                                # or an embedded LocalCluster
+out = pm.zeros(len(data))       # an ordinary numpy array in the caller
 
-    def kernel(worker_id, index, value):
-        out[index] = 3 * value                     # written on a Dask worker, seen here
+def kernel(worker_id, index, value):
+    out[index] = 3 * value      # written on a Dask worker, seen here
 
-    pm.map(kernel, data)
+pm.map(kernel, data)
+```
 
 Dask schedules, retries and moves the data; :class:`DaskContext` cuts the map into
 shares, sends the kernel once per worker, and writes back into the caller's arrays the
