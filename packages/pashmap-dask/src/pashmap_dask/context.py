@@ -578,9 +578,8 @@ class _Map:
             # Shares already running stop at their next element. From a thread: a
             # worker that died meanwhile must not hold the caller up.
             threading.Thread(
-                target=self.client.run,
-                args=(stop_map, self.event),
-                kwargs={"on_error": "ignore"},
+                target=_stop_running_shares,
+                args=(self.client, self.event),
                 name="pashmap-dask-stop",
                 daemon=True,
             ).start()
@@ -592,6 +591,13 @@ class _Map:
         if self.scattered is not None:
             self.scattered.release()
             self.scattered = None
+
+
+def _stop_running_shares(client: Any, token: str) -> None:
+    """Run :func:`stop_map` on every worker; quietly give up when the cluster is gone (or
+    the context was closed meanwhile): there is nothing left to stop then."""
+    with contextlib.suppress(Exception):
+        client.run(stop_map, token, on_error="ignore")
 
 
 def _label(kernel: Any) -> str:
