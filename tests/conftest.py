@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,9 +22,32 @@ def _restore_default_context() -> Iterator[None]:
 
 
 @pytest.fixture(params=registry.context_names())
-def context_name(request: pytest.FixtureRequest) -> str:
-    """Each installed context kind by name: 'local', and 'threads'/'processes' with pashmap-shm."""
-    return str(request.param)
+def context_name(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each installed context kind by name: 'local', 'threads'/'processes' with pashmap-shm,
+    'dask' with pashmap-dask (pointed at the session's cluster through Dask's config)."""
+    name = str(request.param)
+    if name != "dask":
+        yield name
+        return
+    import dask
+
+    cluster = request.getfixturevalue("dask_cluster")
+    with dask.config.set({"scheduler-address": cluster.scheduler_address}):
+        yield name
+
+
+@pytest.fixture(scope="session")
+def dask_cluster() -> Iterator[Any]:
+    """A Dask LocalCluster of 2 single-threaded worker processes, for the whole session."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",  # a free port: 8787 may be taken
+        silence_logs=logging.ERROR,
+    ) as cluster:
+        yield cluster
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ COVERED = {
     "local": "core/test_conformance_local.py",
     "threads": "shm/test_conformance.py",
     "processes": "shm/test_conformance.py",
+    "dask": "dask/test_conformance.py",
 }
 
 OTHERS = [name for name in registry.context_names() if name not in COVERED]

@@ -21,6 +21,7 @@ READMES = [ROOT / "README.md", *sorted((ROOT / "packages").glob("*/README.md"))]
 NEEDS = {
     "packages/pashmap-shm/README.md": ["pashmap_shm"],
     "packages/pashmap-xfel/README.md": ["pashmap_shm", "pashmap_xfel", "extra_data"],
+    "packages/pashmap-dask/README.md": ["pashmap_dask"],
 }
 
 
@@ -29,7 +30,7 @@ def _id(path: Path) -> str:
 
 
 def test_readmes_are_found() -> None:
-    assert len(READMES) == 4
+    assert len(READMES) == 5
 
 
 @pytest.mark.parametrize("readme", READMES, ids=[_id(p) for p in READMES])

@@ -130,6 +130,11 @@ def _info(args: argparse.Namespace) -> int:
                 blas = getattr(context, "blas_threads", None)
                 if hasattr(context, "blas_threads"):
                     details += f", BLAS threads per worker={blas if blas else 'not limited'}"
+                # A context may describe where it runs (a cluster: its workers, threads,
+                # memory) with a describe() method returning one line.
+                describe = getattr(context, "describe", None)
+                if callable(describe):
+                    details += f"; {describe()}"
         except Exception as exc:  # a broken plugin is reported, not fatal
             details = f"cannot be created: {exc}"
         print(f"  {name:<14} {details}")
