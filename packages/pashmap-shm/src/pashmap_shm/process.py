@@ -1,12 +1,34 @@
-"""ProcessContext: run maps in forked worker processes writing into shared memory.
+"""ProcessContext: run maps in worker processes writing into shared memory.
 
-Each map forks its workers afresh, so the kernel -- a closure, a lambda, a local function
--- and everything it refers to reach the workers as they are at the moment of the call,
-without pickling. The workers take share after share from a pipe holding the share
-indices (dynamic load balancing), write their results into shared arrays and report on a
-pipe of their own. The caller watches all pipes at once: a worker's end of file without a
-final message means that worker died, which is reported at once as
-:class:`pashmap.WorkerDiedError`; nothing waits on a worker that cannot answer.
+A map runs in one of three modes, which the context decides before it starts the map
+(:meth:`ProcessContext.run`):
+
+* **fork per map** (the default): the workers are forked afresh at each map, so the
+  kernel -- a closure, a lambda, a local function -- and everything it refers to reach
+  them as they are at the moment of the call, without pickling;
+* **pooled** (``start_method='forkserver'``/``'spawn'``, or ``persistent=True``): the
+  map is pickled once and sent to workers that did not inherit the caller;
+* **warm block** (inside ``with ProcessContext() as ctx:``): pooled when the map can
+  travel whole (it pickles, and refers to no array that only forked workers share),
+  else forked as usual.
+
+How a map moves::
+
+    caller                                            worker processes
+    ------                                            ----------------
+    ProcessContext.run
+      split_target -> shares
+      mode?  fork per map --> ForkedWorkers  --fork-->  worker.serve     (inherits all)
+             pooled/warm  --> encode_map (once)
+                              PooledWorkers  --socket-> worker.serve_maps -> serve
+      WorkerSet.map (collector):
+        share numbers  ------------ queue pipe ------>  read a share, run the kernel
+        poll all pipes <---- RESULTS/DONE/ERROR -------  report (wire)
+      values in index order; shared arrays hold what the kernels wrote
+
+The workers take share after share from the pipe holding the share indices (dynamic load
+balancing), write their results into shared arrays and report on a pipe or socket of
+their own; see :mod:`pashmap_shm.collector` for what the caller makes of it.
 
 Fork and threads
     Python 3.12+ warns (``DeprecationWarning``) when a process that has more than one
@@ -15,8 +37,8 @@ Fork and threads
     here would warn. pashmap-shm silences that one warning, for the forks it makes, on
     purpose, with a ``warnings.catch_warnings`` block around them (so it holds under
     ``-W error`` and pytest's ``filterwarnings = error`` too; the block changes the
-    process-wide filters for the microseconds of the forks). The child only runs the
-    kernel and this module's loop, and then leaves with ``os._exit``. BLAS libraries
+    process-wide filters for the instant of the forks). The child only runs the
+    kernel and the worker loop, and then leaves with ``os._exit``. BLAS libraries
     (OpenBLAS, MKL) reset their thread pools in the child, and CPython re-creates its own
     locks (import lock, stdio buffers, logging handlers) after fork. What remains unsafe
     is a kernel that takes a lock which one of *your* threads may hold during the map
@@ -27,7 +49,6 @@ Fork and threads
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -42,17 +63,15 @@ from pashmap.contexts import (
     in_worker,
     progress_counts,
     resolve_num_workers,
-    run_share,
+    run_serially,
     split_target,
 )
-from pashmap_shm.blas_threads import (
-    BlasThreads,
-    blas_controller,
-    resolve_blas_threads,
-)
-from pashmap_shm.forked_map import ForkedMap
+from pashmap_shm.blas_threads import BlasThreads, blas_controller, resolve_blas_threads
+from pashmap_shm.forked import ForkedWorkers
+from pashmap_shm.kernel_code import returns_only_none
 from pashmap_shm.shared_memory import allocate_shared, clear_cache
-from pashmap_shm.unshared_writes import warn_about_unshared_writes
+from pashmap_shm.unshared_writes import warn_about_copies, warn_about_unshared_writes
+from pashmap_shm.wire import EncodedMap, encode_map
 
 if TYPE_CHECKING:
     from pashmap_shm.pool import WorkerPool
@@ -60,6 +79,11 @@ if TYPE_CHECKING:
 __all__ = ["ProcessContext"]
 
 R = TypeVar("R")
+
+# The modes of a map (see the module's docstring).
+_FORK_PER_MAP = "fork per map"
+_POOLED = "pooled"
+_WARM_BLOCK = "warm block"
 
 
 class ProcessContext(BaseContext):
@@ -179,11 +203,7 @@ class ProcessContext(BaseContext):
             MemoryError: the array does not fit in the memory available (the message
                 gives the size asked and the size available).
         """
-        if self._pooled or self._warm_block:
-            from pashmap_shm.shared_handles import allocate_with_handle
-
-            return allocate_with_handle(shape, dtype, order)
-        return allocate_shared(shape, dtype, order)
+        return allocate_shared(shape, dtype, order, memfd=self._mode() != _FORK_PER_MAP)
 
     def run(
         self,
@@ -222,44 +242,87 @@ class ProcessContext(BaseContext):
         if not shares:
             return []
         if in_worker():
-            return [
-                value
-                for share in shares
-                for value in run_share(kernel, 0, target, share, deadline=deadline)
-            ]
+            return run_serially(kernel, target, shares, deadline=deadline)
         warn_about_unshared_writes(kernel)
+        returns_none = returns_only_none(kernel)
+        mode = self._mode()
+        if mode == _FORK_PER_MAP and not progress:
+            return self._forked(kernel, target, shares, None, returns_none).map(shares, deadline)
+        with progress_counts(self, target, progress) as counts:
+            if mode == _FORK_PER_MAP:
+                forked = self._forked(kernel, target, shares, counts, returns_none)
+                return forked.map(shares, deadline)
+            encoded = self._encode(kernel, target, shares, counts, returns_none, mode)
+            if encoded is None:
+                forked = self._forked(kernel, target, shares, counts, returns_none)
+                return forked.map(shares, deadline)
+            return self._run_pooled(encoded, shares, deadline)
+
+    def _mode(self) -> str:
+        """How the next map runs: fork per map, pooled, or inside a warm block."""
         if self._pooled:
-            return self._run_pooled(kernel, target, shares, progress, deadline)
-        if self._warm_block and _travels_whole(kernel, target, shares):
-            return self._run_pooled(kernel, target, shares, progress, deadline)
+            return _POOLED
+        return _WARM_BLOCK if self._warm_block else _FORK_PER_MAP
+
+    def _forked(
+        self,
+        kernel: Callable[..., Any],
+        target: MapTarget[Any],
+        shares: Sequence[Any],
+        counts: NDArray[np.int64] | None,
+        returns_none: bool,
+    ) -> ForkedWorkers:
         blas = None
         if self._blas_threads is not None:
             blas = (blas_controller(), self._blas_threads)
         num_workers = min(self._num_workers, len(shares))
-        if not progress:
-            return ForkedMap(kernel, target, shares, num_workers, None, deadline, blas).run()
-        with progress_counts(self, target, progress) as counts:
-            return ForkedMap(kernel, target, shares, num_workers, counts, deadline, blas).run()
+        return ForkedWorkers(kernel, target, shares, num_workers, counts, returns_none, blas)
 
-    def _run_pooled(
+    def _encode(
         self,
-        kernel: Callable[..., R],
+        kernel: Callable[..., Any],
         target: MapTarget[Any],
         shares: Sequence[Any],
-        progress: bool,
-        deadline: float | None,
-    ) -> list[R]:
-        from pashmap_shm.pool import PoolMap, WorkerPool
+        counts: NDArray[np.int64] | None,
+        returns_none: bool,
+        mode: str,
+    ) -> EncodedMap | None:
+        """The map pickled for warm workers; ``None`` when a warm block must fork it.
+
+        In a warm block, a map that cannot travel whole (it does not pickle, or it holds
+        an array that only forked workers share, which would arrive as a copy) is forked.
+
+        Raises:
+            TypeError: the map does not pickle, in the pooled mode.
+        """
+        try:
+            encoded = encode_map(kernel, target, shares, counts, self._blas_threads, returns_none)
+        except Exception as exc:
+            if mode == _WARM_BLOCK:
+                return None
+            raise TypeError(
+                f"under start_method={self._start_method!r} (or persistent=True) the "
+                f"kernel and the target are pickled to reach the workers, and this one "
+                f"cannot be ({type(exc).__name__}: {exc}). Arrays allocated by the context "
+                "travel as shared memory; other objects must be picklable (cloudpickle). "
+                "Use start_method='fork' for anything else"
+            ) from exc
+        if encoded.copies:
+            if mode == _WARM_BLOCK:
+                return None
+            warn_about_copies()
+        return encoded
+
+    def _run_pooled(
+        self, encoded: EncodedMap, shares: Sequence[Any], deadline: float | None
+    ) -> list[Any]:
+        from pashmap_shm.pool import PooledWorkers, WorkerPool
 
         if self._pool is None or not self._pool.running:
             self._pool = WorkerPool(self._num_workers, self._start_method)
             self._pool.start()
         try:
-            with progress_counts(self, target, progress) as counts:
-                pooled = PoolMap(
-                    self._pool, kernel, target, shares, counts, deadline, self._blas_threads
-                )
-                return pooled.run()
+            return PooledWorkers(self._pool, encoded).map(shares, deadline)
         finally:
             if not (self._persistent or self._warm_block):
                 self._stop_pool()
@@ -306,20 +369,3 @@ def _check_start_method(start_method: object, context_name: str) -> str:
     if start_method not in multiprocessing.get_all_start_methods():
         raise ValueError(f"start_method={start_method!r} is not available on this platform")
     return str(start_method)
-
-
-def _travels_whole(
-    kernel: Callable[..., Any], target: MapTarget[Any], shares: Sequence[Any]
-) -> bool:
-    """Whether a map can go to warm workers with nothing lost: it pickles, and it refers
-    to no array that only forked workers share (such an array would arrive as a copy)."""
-    from pashmap_shm.shared_handles import dumps_with_handles
-    from pashmap_shm.unshared_writes import NotSharedWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", NotSharedWarning)
-        try:
-            dumps_with_handles((kernel, target, shares))
-        except Exception:
-            return False
-    return True

@@ -30,7 +30,12 @@ import numpy as np
 from pashmap_shm.kernel_code import remember_last
 from pashmap_shm.shared_memory import is_shared
 
-__all__ = ["NotSharedWarning", "unshared_written_arrays", "warn_about_unshared_writes"]
+__all__ = [
+    "NotSharedWarning",
+    "unshared_written_arrays",
+    "warn_about_copies",
+    "warn_about_unshared_writes",
+]
 
 # Methods and functions that write into the array they are given (first argument).
 _WRITING_METHODS = frozenset(
@@ -70,6 +75,22 @@ def warn_about_unshared_writes(kernel: Callable[..., Any]) -> None:
             NotSharedWarning,
             stacklevel=_caller_stacklevel(),
         )
+
+
+def warn_about_copies() -> None:
+    """Warn that a map sent pickled to workers holds arrays only forked workers share.
+
+    Such an array (anonymous shared memory, from a fork ``ProcessContext``) reaches
+    workers that were not forked at the map as a copy, so their writes to it are lost.
+    """
+    warnings.warn(
+        "an array allocated by a fork ProcessContext (anonymous shared memory, which only "
+        "forked workers inherit) reaches these workers as a copy: their writes to it are "
+        "lost. Allocate it with the context that runs the map (ctx.zeros(...), or "
+        "pm.Accumulator(..., context=ctx))",
+        NotSharedWarning,
+        stacklevel=_caller_stacklevel(),
+    )
 
 
 def unshared_written_arrays(kernel: Callable[..., Any]) -> list[str]:
