@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from pashmap import MapTarget
 from pashmap_shm.blas_threads import limit_blas_threads, restore_blas_threads
 from pashmap_shm.collector import FORK_WARNING, Awake, WorkerProcess, WorkerSet
+from pashmap_shm.kernel_code import returns_only_none
 from pashmap_shm.worker import serve
 
 __all__ = ["ForkedWorkers"]
@@ -50,7 +51,6 @@ class ForkedWorkers(WorkerSet):
         shares: its shares.
         num_workers: the most workers to fork.
         counts: the progress counters in shared memory, or ``None``.
-        returns_none: the kernel is known to return only ``None``.
         blas: ``(threadpoolctl controller, thread limit)`` for the children, or ``None``.
     """
 
@@ -61,7 +61,6 @@ class ForkedWorkers(WorkerSet):
         shares: Sequence[Any],
         num_workers: int,
         counts: NDArray[np.int64] | None,
-        returns_none: bool,
         blas: tuple[Any, int] | None,
     ) -> None:
         super().__init__(num_workers)
@@ -69,7 +68,8 @@ class ForkedWorkers(WorkerSet):
         self.target = target
         self.shares = shares
         self.counts = counts
-        self.returns_none = returns_none
+        # Values of a kernel that can only return None are not even collected.
+        self.returns_none = returns_only_none(kernel)
         self.blas = blas
         self.parent_pid = os.getpid()
 

@@ -21,10 +21,15 @@ import os
 import signal
 import socket
 import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
+from pashmap import MapTarget
 from pashmap_shm.collector import FORK_WARNING, Awake, WorkerProcess, WorkerSet, died_error
-from pashmap_shm.wire import EncodedMap, send_map
+from pashmap_shm.wire import encode_map, send_map
 from pashmap_shm.worker import serve_maps
 
 __all__ = ["PooledWorkers", "WorkerPool"]
@@ -134,20 +139,49 @@ class WorkerPool:
 
 
 class PooledWorkers(WorkerSet):
-    """The workers of a :class:`WorkerPool`, running one map sent to all of them.
+    """The worker set of one map on warm workers: the map, pickled once, goes to all.
+
+    Pickling happens here, with cloudpickle (:func:`pashmap_shm.wire.encode_map`);
+    arrays in memfd blocks travel as handles to the same memory.
 
     Args:
-        pool: the running pool.
-        encoded: the map, pickled once (:func:`pashmap_shm.wire.encode_map`).
+        kernel: the kernel.
+        target: the map target.
+        shares: its shares.
+        counts: the progress counters in shared memory, or ``None``.
+        blas_threads: the BLAS thread limit for the workers, or ``None``.
+        num_workers: the pool's number of workers.
+
+    Attributes:
+        copies: how many writable arrays that only forked workers share the map holds
+            (they would arrive as copies).
+
+    Raises:
+        Exception: what pickling the kernel or the target raised.
     """
 
-    def __init__(self, pool: WorkerPool, encoded: EncodedMap) -> None:
-        super().__init__(pool.num_workers)
+    def __init__(
+        self,
+        kernel: Callable[..., Any],
+        target: MapTarget[Any],
+        shares: Sequence[Any],
+        counts: NDArray[np.int64] | None,
+        blas_threads: int | None,
+        num_workers: int,
+    ) -> None:
+        super().__init__(num_workers)
+        self.encoded = encode_map(kernel, target, shares, counts, blas_threads)
+        self.copies = self.encoded.copies
+        self.pool: WorkerPool | None = None
+
+    def run_on(self, pool: WorkerPool, shares: Sequence[Any], deadline: float | None) -> list[Any]:
+        """Run the map on ``pool``'s workers (:meth:`WorkerSet.map`)."""
         self.pool = pool
-        self.encoded = encoded
+        return self.map(shares, deadline)
 
     def start(self, count: int, queue_fd: int) -> list[WorkerProcess]:
         """Send the map to every warm worker (they are all running: ``count`` is moot)."""
+        assert self.pool is not None
         for worker_id, (process, sock) in enumerate(
             zip(self.pool.processes, self.pool.sockets, strict=True)
         ):
@@ -161,6 +195,7 @@ class PooledWorkers(WorkerSet):
 
     def exit_status(self, worker: WorkerProcess, *, wait: bool) -> int | None:
         """See :meth:`WorkerSet.exit_status`."""
+        assert self.pool is not None
         process = self.pool.processes[worker.worker_id]
         if not wait and process.is_alive():
             return None
@@ -174,7 +209,7 @@ class PooledWorkers(WorkerSet):
 
     def stop(self, awake: Awake | None) -> None:
         """Kill the whole pool unless every worker finished the map."""
-        if not all(worker.done for worker in self.workers):
+        if self.pool is not None and not all(worker.done for worker in self.workers):
             self.pool.kill()
         self.workers.clear()
 

@@ -49,6 +49,7 @@ Fork and threads
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -68,13 +69,11 @@ from pashmap.contexts import (
 )
 from pashmap_shm.blas_threads import BlasThreads, blas_controller, resolve_blas_threads
 from pashmap_shm.forked import ForkedWorkers
-from pashmap_shm.kernel_code import returns_only_none
 from pashmap_shm.shared_memory import allocate_shared, clear_cache
 from pashmap_shm.unshared_writes import warn_about_copies, warn_about_unshared_writes
-from pashmap_shm.wire import EncodedMap, encode_map
 
 if TYPE_CHECKING:
-    from pashmap_shm.pool import WorkerPool
+    from pashmap_shm.pool import PooledWorkers, WorkerPool
 
 __all__ = ["ProcessContext"]
 
@@ -84,6 +83,7 @@ R = TypeVar("R")
 _FORK_PER_MAP = "fork per map"
 _POOLED = "pooled"
 _WARM_BLOCK = "warm block"
+_NO_COUNTS: contextlib.nullcontext[None] = contextlib.nullcontext()
 
 
 class ProcessContext(BaseContext):
@@ -244,19 +244,42 @@ class ProcessContext(BaseContext):
         if in_worker():
             return run_serially(kernel, target, shares, deadline=deadline)
         warn_about_unshared_writes(kernel)
-        returns_none = returns_only_none(kernel)
         mode = self._mode()
-        if mode == _FORK_PER_MAP and not progress:
-            return self._forked(kernel, target, shares, None, returns_none).map(shares, deadline)
-        with progress_counts(self, target, progress) as counts:
-            if mode == _FORK_PER_MAP:
-                forked = self._forked(kernel, target, shares, counts, returns_none)
-                return forked.map(shares, deadline)
-            encoded = self._encode(kernel, target, shares, counts, returns_none, mode)
-            if encoded is None:
-                forked = self._forked(kernel, target, shares, counts, returns_none)
-                return forked.map(shares, deadline)
-            return self._run_pooled(encoded, shares, deadline)
+        # (The usual map, forked with no progress bar, has no counters to make.)
+        counted = progress or mode != _FORK_PER_MAP
+        with progress_counts(self, target, progress) if counted else _NO_COUNTS as counts:
+            return self._run_in(mode, kernel, target, shares, counts, deadline)
+
+    def _run_in(
+        self,
+        mode: str,
+        kernel: Callable[..., Any],
+        target: MapTarget[Any],
+        shares: Sequence[Any],
+        counts: NDArray[np.int64] | None,
+        deadline: float | None,
+    ) -> list[Any]:
+        """Run the map in ``mode``: on warm workers if it goes there, else forked."""
+        pooled = None
+        if mode != _FORK_PER_MAP:
+            pooled = self._pooled_workers(kernel, target, shares, counts, mode)
+        if pooled is not None:
+            if self._pool is None or not self._pool.running:
+                from pashmap_shm.pool import WorkerPool
+
+                self._pool = WorkerPool(self._num_workers, self._start_method)
+                self._pool.start()
+            try:
+                return pooled.run_on(self._pool, shares, deadline)
+            finally:
+                if not (self._persistent or self._warm_block):
+                    self._stop_pool()
+        blas = None
+        if self._blas_threads is not None:
+            blas = (blas_controller(), self._blas_threads)
+        num_workers = min(self._num_workers, len(shares))
+        forked = ForkedWorkers(kernel, target, shares, num_workers, counts, blas)
+        return forked.map(shares, deadline)
 
     def _mode(self) -> str:
         """How the next map runs: fork per map, pooled, or inside a warm block."""
@@ -264,29 +287,14 @@ class ProcessContext(BaseContext):
             return _POOLED
         return _WARM_BLOCK if self._warm_block else _FORK_PER_MAP
 
-    def _forked(
+    def _pooled_workers(
         self,
         kernel: Callable[..., Any],
         target: MapTarget[Any],
         shares: Sequence[Any],
         counts: NDArray[np.int64] | None,
-        returns_none: bool,
-    ) -> ForkedWorkers:
-        blas = None
-        if self._blas_threads is not None:
-            blas = (blas_controller(), self._blas_threads)
-        num_workers = min(self._num_workers, len(shares))
-        return ForkedWorkers(kernel, target, shares, num_workers, counts, returns_none, blas)
-
-    def _encode(
-        self,
-        kernel: Callable[..., Any],
-        target: MapTarget[Any],
-        shares: Sequence[Any],
-        counts: NDArray[np.int64] | None,
-        returns_none: bool,
         mode: str,
-    ) -> EncodedMap | None:
+    ) -> PooledWorkers | None:
         """The map pickled for warm workers; ``None`` when a warm block must fork it.
 
         In a warm block, a map that cannot travel whole (it does not pickle, or it holds
@@ -295,8 +303,12 @@ class ProcessContext(BaseContext):
         Raises:
             TypeError: the map does not pickle, in the pooled mode.
         """
+        from pashmap_shm.pool import PooledWorkers
+
         try:
-            encoded = encode_map(kernel, target, shares, counts, self._blas_threads, returns_none)
+            pooled = PooledWorkers(
+                kernel, target, shares, counts, self._blas_threads, self._num_workers
+            )
         except Exception as exc:
             if mode == _WARM_BLOCK:
                 return None
@@ -307,25 +319,11 @@ class ProcessContext(BaseContext):
                 "travel as shared memory; other objects must be picklable (cloudpickle). "
                 "Use start_method='fork' for anything else"
             ) from exc
-        if encoded.copies:
+        if pooled.copies:
             if mode == _WARM_BLOCK:
                 return None
             warn_about_copies()
-        return encoded
-
-    def _run_pooled(
-        self, encoded: EncodedMap, shares: Sequence[Any], deadline: float | None
-    ) -> list[Any]:
-        from pashmap_shm.pool import PooledWorkers, WorkerPool
-
-        if self._pool is None or not self._pool.running:
-            self._pool = WorkerPool(self._num_workers, self._start_method)
-            self._pool.start()
-        try:
-            return PooledWorkers(self._pool, encoded).map(shares, deadline)
-        finally:
-            if not (self._persistent or self._warm_block):
-                self._stop_pool()
+        return pooled
 
     def _stop_pool(self) -> None:
         if self._pool is not None:

@@ -170,7 +170,6 @@ def encode_map(
     shares: Sequence[Any],
     counts: NDArray[np.int64] | None,
     blas_threads: int | None,
-    returns_none: bool,
 ) -> EncodedMap:
     """Pickle a map (cloudpickle, so closures and lambdas travel) for pooled workers.
 
@@ -198,7 +197,7 @@ def encode_map(
 
     buffer = io.BytesIO()
     HandlePickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(
-        (kernel, target, shares, counts, blas_threads, returns_none)
+        (kernel, target, shares, counts, blas_threads)
     )
     serials = list(fds)
     message = pickle.dumps((serials, buffer.getvalue()), protocol=pickle.HIGHEST_PROTOCOL)
@@ -254,7 +253,7 @@ def decode_map(message: bytes, fds: list[int]) -> tuple[Any, ...]:
     The descriptors stay open (the mappings hold their own); the caller closes them.
 
     Returns:
-        ``(kernel, target, shares, counts, blas_threads, returns_none)``.
+        ``(kernel, target, shares, counts, blas_threads)``.
     """
     serials, payload = pickle.loads(message)
     for serial, fd in zip(serials, fds, strict=True):

@@ -262,15 +262,13 @@ def _serve_one(worker_id: int, result_fd: int, message: bytes, fds: list[int]) -
     queue_fd, block_fds = fds[0], fds[1:]
     try:
         try:
-            kernel, target, shares, counts, blas_threads, returns_none = decode_map(
-                message, block_fds
-            )
+            kernel, target, shares, counts, blas_threads = decode_map(message, block_fds)
             if blas_threads is not None:
                 limit_blas_threads(blas_controller(), blas_threads)
         except BaseException as exc:  # the caller stops the pool
             send_error(result_fd, -1, exc)
             return
-        serve(worker_id, kernel, target, shares, queue_fd, result_fd, counts, returns_none)
+        serve(worker_id, kernel, target, shares, queue_fd, result_fd, counts, returns_none=False)
     finally:
         os.close(queue_fd)
         for fd in block_fds:
