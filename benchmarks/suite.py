@@ -139,7 +139,7 @@ def main() -> int:
             "Ratios are time / baseline time: below 1.00 is faster than the baseline. "
             "Peak RSS is the calling process's own (workers not included).\n\n"
         )
-        (HERE / "RESULTS.md").write_text(header + tables)
+        (HERE / "RESULTS.md").write_text(header + tables + kept_sections())
         (HERE / "results.json").write_text(
             json.dumps(
                 {
@@ -155,6 +155,19 @@ def main() -> int:
         )
         print(f"wrote {HERE / 'RESULTS.md'} and {HERE / 'results.json'}", file=sys.stderr)
     return 0
+
+
+# Hand-written sections of RESULTS.md, kept (from their heading to the end) when the
+# suite rewrites the file.
+KEPT_SECTION = "## Figures behind the design"
+
+
+def kept_sections() -> str:
+    """The hand-written end of the current RESULTS.md, if it has one."""
+    path = HERE / "RESULTS.md"
+    text = path.read_text() if path.exists() else ""
+    start = text.find(KEPT_SECTION)
+    return "\n" + text[start:] if start >= 0 else ""
 
 
 def xfel_section(workers: int, quick: bool, repeats: int) -> str:

@@ -182,9 +182,8 @@ def _may_refer_to_unshared(function: types.FunctionType, bound: dict[str, Any]) 
     """Whether any outside value the kernel can name might hold an unshared, writable array.
 
     Cheap (no source is read): the kernel's bound arguments, closure variables and the
-    globals its code names. Reading and parsing the source costs milliseconds (more on a
-    program's first map), too much to spend on every kernel that writes into shared
-    arrays only.
+    globals its code names. Reading and parsing the source costs more than a small map
+    itself, too much to spend on every kernel that writes into shared arrays only.
     """
     values: list[Any] = list(bound.values())
     for cell in function.__closure__ or ():
