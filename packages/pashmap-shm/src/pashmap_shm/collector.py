@@ -32,7 +32,7 @@ from pashmap_shm.wire import DONE, RESULTS, take_messages
 __all__ = ["FORK_WARNING", "Awake", "WorkerProcess", "WorkerSet", "died_error"]
 
 # What Python 3.12+ warns when a process with threads forks, as both kinds of worker set
-# may; see "Fork and threads" in pashmap_shm.process on why it is silenced.
+# may; see "Fork and threads" in pashmap_shm.forked on why it is silenced.
 FORK_WARNING = r"This process \(pid=\d+\) is multi-threaded, use of fork\(\) may lead to deadlocks"
 
 _F_SETPIPE_SZ = 1031

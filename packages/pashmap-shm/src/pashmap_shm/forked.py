@@ -5,7 +5,23 @@ worker is a child forked from the caller at the map (it runs
 :func:`pashmap_shm.worker.serve` and exits), so kernels may be closures over whatever the
 caller has just computed. Every page the caller or a new child writes after a fork is
 copied first, which is most of a small map's cost: so the code on both sides of the
-forks touches as little as it can. See :mod:`pashmap_shm.process` on fork and threads.
+forks touches as little as it can.
+
+Fork and threads
+    Python 3.12+ warns (``DeprecationWarning``) when a process that has more than one
+    thread forks, because a lock held by another thread at that instant stays locked
+    forever in the child. numpy's BLAS starts such threads at import, so every fork made
+    here would warn. pashmap-shm silences that one warning, for the forks it makes, on
+    purpose, with a ``warnings.catch_warnings`` block around them (so it holds under
+    ``-W error`` and pytest's ``filterwarnings = error`` too; the block changes the
+    process-wide filters for the instant of the forks). The child only runs the
+    kernel and the worker loop, and then leaves with ``os._exit``. BLAS libraries
+    (OpenBLAS, MKL) reset their thread pools in the child, and CPython re-creates its own
+    locks (import lock, stdio buffers, logging handlers) after fork. What remains unsafe
+    is a kernel that takes a lock which one of *your* threads may hold during the map
+    (e.g. a lock in a library you call from both); use
+    :class:`~pashmap_shm.ThreadContext` for such code, or start your threads after the
+    map.
 """
 
 from __future__ import annotations

@@ -18,33 +18,16 @@ How a map moves::
     ------                                            ----------------
     ProcessContext.run
       split_target -> shares
-      mode?  fork per map --> ForkedWorkers  --fork-->  worker.serve     (inherits all)
-             pooled/warm  --> encode_map (once)
-                              PooledWorkers  --socket-> worker.serve_maps -> serve
+      mode?  fork per map --> ForkedWorkers  --fork---> worker.serve (inherits all)
+             pooled/warm  --> PooledWorkers  --socket-> worker.serve_maps -> serve
+                              (the map pickled once, wire.encode_map)
       WorkerSet.map (collector):
         share numbers  ------------ queue pipe ------>  read a share, run the kernel
         poll all pipes <---- RESULTS/DONE/ERROR -------  report (wire)
       values in index order; shared arrays hold what the kernels wrote
 
-The workers take share after share from the pipe holding the share indices (dynamic load
-balancing), write their results into shared arrays and report on a pipe or socket of
-their own; see :mod:`pashmap_shm.collector` for what the caller makes of it.
-
-Fork and threads
-    Python 3.12+ warns (``DeprecationWarning``) when a process that has more than one
-    thread forks, because a lock held by another thread at that instant stays locked
-    forever in the child. numpy's BLAS starts such threads at import, so every fork made
-    here would warn. pashmap-shm silences that one warning, for the forks it makes, on
-    purpose, with a ``warnings.catch_warnings`` block around them (so it holds under
-    ``-W error`` and pytest's ``filterwarnings = error`` too; the block changes the
-    process-wide filters for the instant of the forks). The child only runs the
-    kernel and the worker loop, and then leaves with ``os._exit``. BLAS libraries
-    (OpenBLAS, MKL) reset their thread pools in the child, and CPython re-creates its own
-    locks (import lock, stdio buffers, logging handlers) after fork. What remains unsafe
-    is a kernel that takes a lock which one of *your* threads may hold during the map
-    (e.g. a lock in a library you call from both); use
-    :class:`~pashmap_shm.ThreadContext` for such code, or start your threads after the
-    map.
+See :mod:`pashmap_shm.collector` for what the caller makes of the workers' reports, and
+:mod:`pashmap_shm.forked` on fork and threads.
 """
 
 from __future__ import annotations
@@ -124,8 +107,8 @@ class ProcessContext(BaseContext):
 
     Args:
         num_workers: the number of worker processes; ``None`` (default) uses every CPU
-            this process may run on (``os.sched_getaffinity``, which follows taskset,
-            Slurm and cgroup CPU sets).
+            this process may use (:func:`pashmap.contexts.available_cpus`: CPU affinity,
+            which follows taskset, Slurm and cgroup CPU sets, and the cgroup CPU quota).
         blas_threads: the BLAS/OpenMP threads (OpenBLAS, MKL, OpenMP, via threadpoolctl)
             each worker process may use: ``'auto'`` (default) its share of the CPUs,
             ``max(1, cpus // num_workers)``, so the workers do not oversubscribe the
@@ -295,10 +278,8 @@ class ProcessContext(BaseContext):
         counts: NDArray[np.int64] | None,
         mode: str,
     ) -> PooledWorkers | None:
-        """The map pickled for warm workers; ``None`` when a warm block must fork it.
-
-        In a warm block, a map that cannot travel whole (it does not pickle, or it holds
-        an array that only forked workers share, which would arrive as a copy) is forked.
+        """The map pickled for warm workers; ``None`` for a warm block's map that cannot
+        travel whole (it does not pickle, or holds arrays only forked workers share).
 
         Raises:
             TypeError: the map does not pickle, in the pooled mode.

@@ -78,11 +78,7 @@ def warn_about_unshared_writes(kernel: Callable[..., Any]) -> None:
 
 
 def warn_about_copies() -> None:
-    """Warn that a map sent pickled to workers holds arrays only forked workers share.
-
-    Such an array (anonymous shared memory, from a fork ``ProcessContext``) reaches
-    workers that were not forked at the map as a copy, so their writes to it are lost.
-    """
+    """Warn that a map pickled for workers holds arrays only forked workers share."""
     warnings.warn(
         "an array allocated by a fork ProcessContext (anonymous shared memory, which only "
         "forked workers inherit) reaches these workers as a copy: their writes to it are "
