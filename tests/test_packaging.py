@@ -28,6 +28,38 @@ def test_package_builds_alone_with_py_typed(package: Path, tmp_path: Path) -> No
     assert f"{import_name}/py.typed" in names
     assert f"{import_name}/__init__.py" in names
     assert not any(n.startswith(("tests/", "src/")) for n in names)
+    assert any(n.endswith("licenses/LICENSE") for n in names)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("package", PACKAGES, ids=[p.name for p in PACKAGES])
+def test_sdist_carries_the_license_and_no_stray_files(package: Path, tmp_path: Path) -> None:
+    import tarfile
+
+    uv = pytest.importorskip("uv").find_uv_bin()
+    subprocess.run(
+        [uv, "build", "--quiet", "--sdist", "--out-dir", str(tmp_path), str(package)],
+        check=True,
+        capture_output=True,
+    )
+    (sdist,) = tmp_path.glob("*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = {name.partition("/")[2] for name in archive.getnames()}
+    assert "LICENSE" in names
+    assert ".gitignore" not in names
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=[p.name for p in PACKAGES])
+def test_siblings_are_pinned_to_compatible_versions(package: Path) -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((package / "pyproject.toml").read_text())["project"]
+    requirements = list(project.get("dependencies", []))
+    for extra in project.get("optional-dependencies", {}).values():
+        requirements += extra
+    for requirement in requirements:
+        if requirement.startswith("pashmap"):
+            assert ">=" in requirement, requirement
+            assert "<" in requirement, requirement
 
 
 @pytest.mark.parametrize("package", PACKAGES, ids=[p.name for p in PACKAGES])

@@ -85,9 +85,9 @@ def test_parallel_contexts_give_the_install_hint(core_python: Path, name: str) -
             print(exc)
         """,
     )
-    assert (
-        out.strip()
-        == f"the {name!r} context needs the pashmap-shm package: pip install pashmap-shm"
+    assert out.strip() == (
+        f"the {name!r} context needs the pashmap-shm package: pip install pashmap-shm "
+        "(from a source checkout: pip install ./packages/pashmap-shm)"
     )
 
 
@@ -142,4 +142,41 @@ def test_extra_data_objects_without_pashmap_xfel_say_what_to_install(
     lines = out.strip().splitlines()
     assert len(lines) == 3
     for line in lines:
-        assert line.endswith("need the pashmap-xfel package: pip install pashmap-xfel")
+        assert line.endswith(
+            "need the pashmap-xfel package: pip install pashmap-xfel "
+            "(from a source checkout: pip install ./packages/pashmap-xfel)"
+        )
+
+
+def test_the_printed_checkout_command_installs_the_plugin(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """What the MissingPluginError says to run, from a source checkout, works as written."""
+    uv = pytest.importorskip("uv").find_uv_bin()
+    venv = tmp_path_factory.mktemp("core-then-shm") / "venv"
+    run(uv, "venv", "--quiet", "--python", sys.executable, venv)
+    python = venv / "bin" / "python"
+    run(uv, "pip", "install", "--quiet", "--python", python, REPO / "packages" / "pashmap-core")
+    message = run_code(
+        python,
+        """
+        import pashmap as pm
+        try:
+            pm.set_default_context("processes")
+        except pm.MissingPluginError as exc:
+            print(exc)
+        """,
+    )
+    command = message.split("from a source checkout: ")[1].rstrip(")\n")
+    assert command == "pip install ./packages/pashmap-shm"
+    arguments = command.split()[2:]
+    run(uv, "pip", "install", "--quiet", "--python", python, *arguments, cwd=REPO)
+    out = run_code(
+        python,
+        """
+        import pashmap as pm
+        with pm.use_context("processes", num_workers=2):
+            print(pm.map(lambda w, i, v: v * 2, [1, 2, 3]))
+        """,
+    )
+    assert out.strip() == "[2, 4, 6]"

@@ -15,8 +15,9 @@ workers are (threads, processes, machines):
   which makes :class:`~pashmap.PerWorker` and :attr:`pashmap.Accumulator.local` work;
   :func:`in_worker` says that a nested map must run serially;
 * running a share: :func:`run_share` / :func:`share_runner` call the kernel the cheapest
-  way, count progress and stop at a deadline (:func:`deadline_after`);
-  :func:`run_serially` runs a nested map in the worker that started it;
+  way, count progress, stop at a deadline (:func:`deadline_after`) and between two
+  elements when the map must end early (:class:`StopSignal`); :func:`run_serially`
+  runs a nested map in the worker that started it;
 * progress: :func:`progress_counts` draws a tqdm bar from per-worker counters that the
   context allocates where its workers can write them;
 * exception transport: :func:`encode_exception` in the worker, :func:`decode_exception`
@@ -33,7 +34,7 @@ from pashmap.allocation import Allocator, Order, ShapeLike, allocate_array
 from pashmap.base_context import BaseContext
 from pashmap.context import Context
 from pashmap.errors import KernelError
-from pashmap.execution import deadline_after, run_serially, run_share, share_runner
+from pashmap.execution import StopSignal, deadline_after, run_serially, run_share, share_runner
 from pashmap.local import LocalContext
 from pashmap.machine import available_cpus, available_memory, format_bytes, resolve_num_workers
 from pashmap.options import COMMON_OPTIONS
@@ -65,6 +66,7 @@ __all__ = [
     "ProgressBar",
     "RemoteTraceback",
     "ShapeLike",
+    "StopSignal",
     "WorkerScope",
     "allocate_array",
     "available_cpus",

@@ -9,9 +9,9 @@ one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
-from itertools import repeat, starmap
+from itertools import compress, repeat, starmap
 from typing import Any, TypeVar
 
 import numpy as np
@@ -20,9 +20,50 @@ from numpy.typing import NDArray
 from pashmap.errors import MapTimeoutError
 from pashmap.target import MapTarget
 
-__all__ = ["deadline_after", "run_serially", "run_share", "share_runner"]
+__all__ = ["StopSignal", "deadline_after", "run_serially", "run_share", "share_runner"]
 
 R = TypeVar("R")
+
+
+class StopSignal:
+    """Tells the share runners of a map to stop between two elements.
+
+    A context that must end a map early (Ctrl-C, a kernel exception in another worker, a
+    timeout) while its workers are in the middle of a share calls :meth:`stop`; every
+    runner made with ``stop=`` this signal starts no further element, and raises
+    ``reason`` at the end of the share it was running. The check costs no Python call
+    per element (the runner's iteration simply ends), so runners can always take one.
+    Setting it is thread-safe; it is not shared between processes.
+    """
+
+    __slots__ = ("_go", "reason")
+
+    def __init__(self) -> None:
+        self._go = [True]
+        self.reason: BaseException | None = None
+
+    def stop(self, reason: BaseException) -> None:
+        """Stop every runner of the map at its next element.
+
+        Args:
+            reason: the exception the runners raise (the first reason given is kept).
+        """
+        if self.reason is None:
+            self.reason = reason
+        self._go[0] = False
+
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return not self._go[0]
+
+    def _running(self) -> Iterator[bool]:
+        # True at every element until stop(): a C-level iterator (no Python call).
+        return iter(partial(self._go.__getitem__, 0), False)
+
+    def _check(self) -> None:
+        if not self._go[0]:
+            raise self.reason or RuntimeError("the map was stopped")
 
 
 def run_share(
@@ -33,6 +74,7 @@ def run_share(
     *,
     counts: NDArray[np.int64] | None = None,
     deadline: float | None = None,
+    stop: StopSignal | None = None,
 ) -> list[R]:
     """Call ``kernel(worker_id, *entry)`` for every entry of one share, in order.
 
@@ -49,14 +91,18 @@ def run_share(
             deadline is given too.
         deadline: if given, a ``time.monotonic()`` value after which no further element
             is started: :class:`~pashmap.MapTimeoutError` is raised instead.
+        stop: if given, no further element is started once it is stopped, and its
+            reason is raised (see :class:`StopSignal`).
 
     Returns:
         The kernel's return values, in order.
 
     Raises:
         MapTimeoutError: the deadline passed.
+        BaseException: the reason given to ``stop``.
     """
-    return share_runner(kernel, worker_id, target, counts=counts, deadline=deadline)(share)
+    runner = share_runner(kernel, worker_id, target, counts=counts, deadline=deadline, stop=stop)
+    return runner(share)
 
 
 def run_serially(
@@ -95,6 +141,7 @@ def share_runner(
     *,
     counts: NDArray[np.int64] | None = None,
     deadline: float | None = None,
+    stop: StopSignal | None = None,
 ) -> Callable[[Any], list[R]]:
     """A function that runs one share, as :func:`run_share` does, prepared once per worker.
 
@@ -107,28 +154,55 @@ def share_runner(
         target: the MapTarget the shares come from.
         counts: the progress counters, as for :func:`run_share`.
         deadline: the deadline, as for :func:`run_share`.
+        stop: the stop signal, as for :func:`run_share`.
 
     Returns:
         ``run(share)``, returning the kernel's values for that share in order.
     """
     if deadline is not None:
         return partial(
-            _run_share_watched, kernel, worker_id, target, counts=counts, deadline=deadline
+            _run_share_watched,
+            kernel,
+            worker_id,
+            target,
+            counts=counts,
+            deadline=deadline,
+            stop=stop,
         )
     run: Callable[[Any], list[R]]
     iterate_columns = getattr(target, "iterate_columns", None)
     if iterate_columns is not None:
         workers = repeat(worker_id)
+        if stop is None:
 
-        def run(share: Any) -> list[R]:
-            return list(map(kernel, workers, *iterate_columns(share)))
+            def run(share: Any) -> list[R]:
+                return list(map(kernel, workers, *iterate_columns(share)))
+
+        else:
+            signal = stop
+
+            def run(share: Any) -> list[R]:
+                first, *rest = iterate_columns(share)
+                going = compress(first, signal._running())
+                values = list(map(kernel, workers, going, *rest))
+                signal._check()
+                return values
 
     else:
         call = partial(kernel, worker_id)
         iterate = target.iterate
+        if stop is None:
 
-        def run(share: Any) -> list[R]:
-            return list(starmap(call, iterate(share)))
+            def run(share: Any) -> list[R]:
+                return list(starmap(call, iterate(share)))
+
+        else:
+            signal = stop
+
+            def run(share: Any) -> list[R]:
+                values = list(starmap(call, compress(iterate(share), signal._running())))
+                signal._check()
+                return values
 
     if counts is None:
         return run
@@ -150,12 +224,15 @@ def _run_share_watched(
     *,
     counts: NDArray[np.int64] | None,
     deadline: float,
+    stop: StopSignal | None,
 ) -> list[R]:
     call = partial(kernel, worker_id)
     results = []
     monotonic = time.monotonic
     for entry in target.iterate(share):
-        if deadline is not None and monotonic() > deadline:
+        if stop is not None:
+            stop._check()
+        if monotonic() > deadline:
             raise MapTimeoutError("the map did not finish before its timeout")
         results.append(call(*entry))
         if counts is not None:

@@ -19,6 +19,7 @@ import importlib
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeGuard
 
 from pashmap.context import Context
@@ -139,12 +140,12 @@ def create_context(name: str, /, **kwargs: Any) -> Context:
         package = _CONTEXT_PLUGINS.get(key)
         if package is not None:
             raise MissingPluginError(
-                f"the {name!r} context needs the {package} package: pip install {package}",
+                f"the {name!r} context needs the {package} package: {install_command(package)}",
                 package=package,
             )
         names = ", ".join(repr(n) for n in sorted(known))
         missing = sorted({p for n, p in _CONTEXT_PLUGINS.items() if n not in known})
-        hint = "".join(f" (more with: pip install {p})" for p in missing)
+        hint = "".join(f" (more with: {install_command(p)})" for p in missing)
         raise ValueError(f"unknown context {name!r}; known contexts are {names}{hint}")
     try:
         factory = registration.load()
@@ -288,6 +289,21 @@ def is_map_target(obj: object, /) -> TypeGuard[MapTarget[Any]]:
     return getattr(obj, "split", None) is not None and getattr(obj, "iterate", None) is not None
 
 
+def install_command(package: str) -> str:
+    """The command that installs one of pashmap's own packages, for error messages.
+
+    In a source checkout (pashmap-core installed editable from ``packages/``), the path
+    of the package's directory there; otherwise the index name, with the checkout form
+    beside it, since the packages install by name only once they are published.
+    """
+    here = Path(__file__).resolve()
+    if len(here.parents) > 3:  # .../packages/pashmap-core/src/pashmap/registry.py
+        directory = here.parents[3] / package
+        if (directory / "pyproject.toml").is_file():
+            return f"pip install {directory}"
+    return f"pip install {package} (from a source checkout: pip install ./packages/{package})"
+
+
 def _accepts(registration: Registration, factory: TargetFactory, obj: object) -> bool:
     try:
         return bool(factory.accepts(obj))
@@ -313,7 +329,7 @@ def _unknown_target_error(
                 break  # the plugin is there but does not take this type: the general error
             return MissingTargetPluginError(
                 f"cannot map over {_type_name(obj)}: {what} need the {package} package: "
-                f"pip install {package}",
+                f"{install_command(package)}",
                 package=package,
             )
     accepted = "; ".join(

@@ -21,6 +21,7 @@ from pashmap import MapTarget, MapTimeoutError
 from pashmap.contexts import (
     BaseContext,
     Order,
+    StopSignal,
     deadline_after,
     format_bytes,
     in_worker,
@@ -43,18 +44,20 @@ __all__ = ["ThreadContext"]
 
 R = TypeVar("R")
 
-# After Ctrl-C, how long the caller waits for threads to finish their current share.
-_INTERRUPT_GRACE = 1.0
+# After Ctrl-C or a kernel exception, how long the caller waits for the threads to finish
+# the element they are running (they start no other) before it raises anyway.
+_STOP_GRACE = 5.0
 
 
 class ThreadContext(BaseContext):
     """Run maps in ``num_workers`` threads started for each map.
 
     Every worker takes the next share when it finishes one (dynamic load balancing).
-    A kernel exception stops the other threads after their current share and is
-    re-raised in the caller as it is. On Ctrl-C the caller raises ``KeyboardInterrupt``
-    at once; threads cannot be interrupted, so they stop after their current share (the
-    caller waits up to a second for them). A map started inside a worker thread runs
+    A kernel exception stops the other threads after the element they are running and is
+    re-raised in the caller as it is. On Ctrl-C the threads start no further element and
+    the caller waits for the ones they are running (up to 5 s: Python cannot interrupt a
+    thread) before it raises ``KeyboardInterrupt``, so that no thread of the interrupted
+    map writes into the arrays of the next one. A map started inside a worker thread runs
     serially in that thread.
 
     Each thread runs inside :func:`pashmap.contexts.worker_scope`: a
@@ -180,6 +183,12 @@ class _ThreadedMap:
         self.deadline = deadline
         self.values: list[list[Any]] = [[] for _ in shares]
         self.failures: list[BaseException] = []
+        self.stop = StopSignal()
+        # Set by each thread as it ends. The caller waits on these rather than joining:
+        # a join interrupted by Ctrl-C can leave a running thread marked as ended
+        # (CPython's Thread._wait_for_tstate_lock), and the wait after Ctrl-C must not
+        # be fooled by that.
+        self.finished = [threading.Event() for _ in range(num_workers)]
         self.next_share = 0
         self.lock = threading.Lock()
 
@@ -200,29 +209,49 @@ class _ThreadedMap:
             for thread in threads:
                 thread.start()
                 started.append(thread)
-            for thread in started:
+            for worker_id in range(len(started)):
+                finished = self.finished[worker_id]
                 if self.deadline is None:
-                    thread.join()
+                    finished.wait()
                     continue
-                thread.join(max(0.0, self.deadline - time.monotonic()))
-                if thread.is_alive():
+                if not finished.wait(max(0.0, self.deadline - time.monotonic())):
                     timed_out = MapTimeoutError(
                         "the map did not finish before its timeout; its threads start no "
                         "further element (a kernel call still running finishes in the "
                         "background)"
                     )
-                    self.failures.insert(0, timed_out)  # stops the others at their next element
+                    self.failures.insert(0, timed_out)
+                    self.stop.stop(timed_out)
                     raise timed_out
         except MapTimeoutError:
             raise
-        except BaseException:  # KeyboardInterrupt while joining
-            self.failures.append(KeyboardInterrupt())  # stops the others after their share
-            for thread in started:
-                thread.join(_INTERRUPT_GRACE / len(started))
+        except BaseException as exc:  # KeyboardInterrupt while starting or joining
+            self.stop.stop(exc)
+            # (A thread interrupted in start() runs, though not in ``started`` yet.)
+            running = [i for i, thread in enumerate(threads) if thread.ident is not None]
+            self._wait_for(running, exc)
             raise
         if self.failures:
             raise self.failures[0]
         return list(chain.from_iterable(self.values))
+
+    def _wait_for(self, worker_ids: list[int], exc: BaseException) -> None:
+        """Wait (bounded) for stopped threads to finish the element they run; a second
+        Ctrl-C meanwhile does not cut the wait short."""
+        end = time.monotonic() + _STOP_GRACE
+        for worker_id in worker_ids:
+            finished = self.finished[worker_id]
+            while not finished.is_set() and time.monotonic() < end:
+                try:
+                    finished.wait(end - time.monotonic())
+                except KeyboardInterrupt:
+                    continue
+        still = [f"pashmap-worker-{i}" for i in worker_ids if not self.finished[i].is_set()]
+        if still and hasattr(exc, "add_note"):
+            exc.add_note(
+                f"pashmap: {', '.join(still)} still ran a kernel call {_STOP_GRACE:g} s "
+                "later and may yet finish it"
+            )
 
     def _take(self) -> int:
         with self.lock:
@@ -234,15 +263,25 @@ class _ThreadedMap:
         try:
             with worker_scope(worker_id):
                 shares = self.shares
-                # Past the deadline the runner starts no further element.
+                # Stopped (or past the deadline), the runner starts no further element.
                 run = share_runner(
-                    self.kernel, worker_id, self.target, counts=self.counts, deadline=self.deadline
+                    self.kernel,
+                    worker_id,
+                    self.target,
+                    counts=self.counts,
+                    deadline=self.deadline,
+                    stop=self.stop,
                 )
                 count = len(shares)
-                while not self.failures:
+                stop = self.stop
+                while not stop.stopped:
                     share = self._take()
                     if share >= count:
                         return
                     self.values[share] = run(shares[share])
         except BaseException as exc:
-            self.failures.append(exc)
+            if exc is not self.stop.reason:  # (the reason is the failure of another)
+                self.failures.append(exc)
+            self.stop.stop(exc)
+        finally:
+            self.finished[worker_id].set()
