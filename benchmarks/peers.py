@@ -3,7 +3,7 @@
     python benchmarks/peers.py IMPLEMENTATION WORKLOAD [--quick] [--workers N]
 
 Implementations: the pashmap contexts (``pashmap-local``, ``pashmap-threads``,
-``pashmap-processes``, which run the workloads of ``pashmap.workloads``), a plain serial
+``pashmap-processes``, which run the workloads of ``pashmap.bench.workloads``), a plain serial
 loop, pasha 0.1.2's process context, ``multiprocessing.Pool``, ``concurrent.futures``'
 process pool, joblib (loky) and mpire. Each peer does the same work the way its users
 write it: pools return results that the caller collects (they cannot write into the
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from pashmap import workloads as pmw
+from pashmap.bench import workloads as pmw
 
 Sizes = pmw.Sizes
 

@@ -193,7 +193,7 @@ def xfel_section(workers: int, quick: bool, repeats: int) -> str:
 
 
 def render(results: dict[str, dict[str, list[dict[str, Any]]]], baselines: list[str]) -> str:
-    from pashmap.workloads import WORKLOADS as DESCRIPTIONS
+    from pashmap.bench import WORKLOADS as DESCRIPTIONS
 
     out = []
     for workload, by_impl in results.items():

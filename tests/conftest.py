@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from pashmap import default, registry
+from tests.cgroups import make_child_cgroup
 
 
 @pytest.fixture(autouse=True)
@@ -31,3 +33,13 @@ def clean_registry() -> Iterator[None]:
     yield
     registry.registrations.cache_clear()
     registry.target_factories.cache_clear()
+
+
+@pytest.fixture
+def child_cgroup(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A new cgroup (v1) of the controller given as the parameter, removed after the test;
+    the test is skipped when none can be made here (see tests/cgroups.py)::
+
+        @pytest.mark.parametrize("child_cgroup", ["memory"], indirect=True)
+    """
+    yield from make_child_cgroup(str(request.param))

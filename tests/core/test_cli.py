@@ -1,4 +1,4 @@
-"""The pashmap command: demo and info."""
+"""The pashmap command: demo and info (bench: test_bench.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from pashmap.cli import main
+from pashmap.cli import main, quick_guide
 
 
 def test_demo_runs_every_context_and_verifies(capsys: pytest.CaptureFixture[str]) -> None:
@@ -45,53 +45,30 @@ def test_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(err.strip().splitlines()) == 1
 
 
-def test_bench_quick_runs_workloads_in_fresh_processes(
-    tmp_path: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import json
-    from pathlib import Path
+def test_demo_checks_every_element_of_the_quick_guide() -> None:
+    seconds, ok = quick_guide(1000)
+    assert ok
+    assert seconds > 0
 
-    out_file = Path(str(tmp_path)) / "bench.json"
-    status = main(
-        [
-            "bench",
-            "--quick",
-            "--workloads",
-            "latency",
-            "overhead",
-            "--contexts",
-            "local",
-            "--json",
-            str(out_file),
-        ]
+
+@pytest.mark.parametrize("command", [["info"], ["demo", "--size", "1000", "--workers", "1"]])
+def test_info_and_demo_never_import_the_benchmark_code(command: list[str]) -> None:
+    code = (
+        "import sys\n"
+        "from pashmap.cli import main, quick_guide\n"
+        f"assert main({command!r}) == 0\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('pashmap'))))\n"
     )
-    assert status == 0
-    table = capsys.readouterr().out
-    assert "latency" in table
-    assert "overhead" in table
-    data = json.loads(out_file.read_text())
-    assert [r["workload"] for r in data["results"]] == ["latency", "overhead"]
-    assert all(r["seconds"] > 0 and r["speedup"] == 1.0 for r in data["results"])
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    loaded = done.stdout.splitlines()[-1].split()
+    assert "pashmap.cli" in loaded
+    assert not [m for m in loaded if m.startswith(("pashmap.bench", "pashmap_xfel.bench"))]
 
 
-def test_bench_unknown_workload_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "--workloads", "nope"]) == 1
-    err = capsys.readouterr().err
-    assert "unknown workload or context: nope" in err
-    assert len(err.strip().splitlines()) == 1
-
-
-@pytest.mark.parametrize("workload", ["latency", "overhead", "uniform", "skewed", "zero_copy"])
-def test_every_workload_computes_right_results_locally(workload: str) -> None:
-    from pashmap.workloads import WORKLOADS, Sizes
-
-    tiny = Sizes(
-        latency_maps=2,
-        overhead_elements=1000,
-        compute_elements=8,
-        compute_iterations=100,
-        output_bytes=2**22,
-        element_bytes=2**20,
-    )
-    result = WORKLOADS[workload].run(tiny)
-    assert result["seconds"] > 0
+def test_bench_is_dispatched_to_the_bench_module(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: pashmap bench")
+    assert "--workloads" in out

@@ -102,21 +102,6 @@ def test_use_context_with_a_bad_name_changes_nothing() -> None:
     assert pm.get_default_context() is before
 
 
-def test_every_installed_context_runs_the_quick_guide(context_name: str) -> None:
-    import numpy as np
-
-    with pm.use_context(context_name) as context:
-        assert isinstance(context, pm.Context)
-        inp = np.random.rand(100)
-        outp = pm.array(100)
-
-        def triple_it(worker_id: int, index: int, value: float) -> None:
-            outp[index] = 3 * value
-
-        pm.map(triple_it, inp)
-        np.testing.assert_allclose(outp, inp * 3)
-
-
 def test_context_is_a_context_manager() -> None:
     with pm.LocalContext() as context:
         assert context.map(lambda w, i, v: v + 1, [1]) == [2]

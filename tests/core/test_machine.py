@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import pashmap as pm
+import pashmap.contexts
 from pashmap import machine
 from pashmap.contexts import available_cpus, resolve_num_workers
+from tests.cgroups import run_in_cgroup
 
 
 def test_available_cpus_follows_affinity() -> None:
@@ -37,43 +39,29 @@ def test_num_workers_none_means_every_available_cpu() -> None:
         resolve_num_workers(0, "X")
 
 
-def _cgroup_v1_root(controller: str) -> Path | None:
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        fields = line.split()
-        separator = fields.index("-")
-        if fields[separator + 1] == "cgroup" and controller in fields[-1].split(","):
-            return Path(fields[4])
-    return None
+def test_num_workers_far_above_the_cpus_warns_once() -> None:
+    cpus = available_cpus()
+    with pytest.warns(pm.OversubscriptionWarning, match=rf"the {cpus} usable CPU") as caught:
+        assert resolve_num_workers(1000 * cpus, "X") == 1000 * cpus
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "X(num_workers=" in message
+    assert "slower" in message
 
 
-@pytest.fixture
-def child_cgroup(request: pytest.FixtureRequest) -> Iterator[Path]:
-    """A new cgroup (v1) under the root of a controller's hierarchy; skipped when none
-    can be made here (no v1 hierarchy, or not allowed)."""
-    controller = request.param
-    root = _cgroup_v1_root(controller)
-    if root is None:
-        pytest.skip(f"no cgroup v1 {controller} hierarchy on this machine")
-    directory = root / f"pashmap-test-{os.getpid()}"
-    try:
-        directory.mkdir()
-    except OSError as exc:
-        pytest.skip(f"cannot create a cgroup here ({exc})")
-    try:
-        yield directory
-    finally:
-        directory.rmdir()
+def test_a_few_workers_per_cpu_do_not_warn() -> None:
+    # (pytest turns warnings into errors: a warning here fails the test.)
+    cpus = available_cpus()
+    assert resolve_num_workers(4 * cpus, "X") == 4 * cpus
+    assert resolve_num_workers(32, "X") == 32
 
 
-def run_in_cgroup(directory: Path, code: str) -> str:
-    """Run ``code`` in a new Python process that first moves itself into ``directory``."""
-    procs = str(directory / "cgroup.procs")
-    prologue = f"import os\nopen({procs!r}, 'w').write(str(os.getpid()))\n"
-    done = subprocess.run(
-        [sys.executable, "-c", prologue + code], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+def test_every_context_warns_about_too_many_workers(context_name: str) -> None:
+    if context_name == "local":
+        pytest.skip("the local context has one worker")
+    with pytest.warns(pm.OversubscriptionWarning, match="usable"):
+        context = pm.contexts.create_context(context_name, num_workers=1000 * available_cpus())
+    context.close()
 
 
 @pytest.mark.parametrize("child_cgroup", ["cpu"], indirect=True)

@@ -19,17 +19,20 @@ def _restore_defaults() -> Iterator[None]:
 
 def test_timeout_cancels_a_local_map() -> None:
     seen: list[int] = []
+    first_call: list[float] = []
 
     def slow(worker_id: int, index: int, value: int) -> None:
         seen.append(index)
-        time.sleep(0.05)
+        first_call.append(time.monotonic())
+        if index == 2:  # the map's deadline (at most 1 s after the first call) passes here
+            time.sleep(max(0.0, first_call[0] + 1.0 - time.monotonic()) + 0.01)
 
     start = time.monotonic()
     with pytest.raises(pm.MapTimeoutError, match="timeout") as info:
-        pm.map(slow, range(100), timeout=0.2)
+        pm.map(slow, range(100), timeout=1.0)
     assert isinstance(info.value, TimeoutError)
-    assert time.monotonic() - start < 1.0
-    assert 2 <= len(seen) < 100
+    assert seen == [0, 1, 2]  # stopped at the first element after the deadline
+    assert time.monotonic() - start < 30
 
 
 def test_timeout_that_is_not_reached_changes_nothing() -> None:
@@ -74,3 +77,18 @@ def test_unknown_default_options() -> None:
         pm.set_default_options(chunksize=3)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="number of seconds"):
         pm.set_default_options(timeout="soon")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["no", "", 1, 0, None, "False"])
+def test_progress_accepts_only_true_or_false(bad: object) -> None:
+    # 'no' is a true string: it used to draw a bar.
+    with pytest.raises(TypeError, match=r"progress must be True or False, got"):
+        pm.map(lambda w, i, v: v, [1], progress=bad)
+    with pytest.raises(TypeError, match=r"progress must be True or False"):
+        pm.set_default_options(progress=bad)  # type: ignore[arg-type]
+    assert pm.get_default_options()["progress"] is False
+
+
+def test_progress_accepts_numpy_booleans() -> None:
+    np = pytest.importorskip("numpy")
+    assert pm.map(lambda w, i, v: v, [1], progress=np.False_) == [1]

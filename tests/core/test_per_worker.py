@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 import pashmap as pm
+import pashmap.contexts
+from pashmap import registry
 
 
 def test_per_worker_value_is_created_once_and_torn_down() -> None:
@@ -102,3 +104,48 @@ def test_accumulator_outside_a_kernel_and_for_other_workers() -> None:
         acc.local  # noqa: B018
     with pytest.raises(IndexError, match="made for 1 workers"):
         acc[3]
+
+
+def _made_and_mapped() -> list[tuple[str, str]]:
+    names = registry.context_names()
+    return [(made, mapped) for made in names for mapped in names if made != mapped]
+
+
+@pytest.mark.parametrize(("made_with", "mapped_with"), _made_and_mapped())
+@pytest.mark.parametrize("length", [3, 100_000])
+def test_an_accumulator_used_under_another_context_raises(
+    made_with: str, mapped_with: str, length: int
+) -> None:
+    # Before: made under 'local' and mapped under 'processes', [0, 0, 0] instead of
+    # [4, 4, 4] (the forked worker wrote into its own copy), or an IndexError.
+    workers = {} if made_with == "local" else {"num_workers": 2}
+    pm.set_default_context(made_with, **workers)
+    made = pm.get_default_context()
+    total = pm.Accumulator(3, np.int64)
+
+    def kernel(worker_id: int, index: int, value: int) -> None:
+        total.local += 1
+
+    workers = {} if mapped_with == "local" else {"num_workers": 2}
+    with pm.use_context(mapped_with, **workers) as mapping:
+        with pytest.raises(pm.ContextMismatchError) as info:
+            pm.map(kernel, range(length))
+        message = str(info.value)
+        assert f"made for {made!r}" in message
+        assert f"the map runs on {mapping!r}" in message
+        assert "context=ctx" in message
+    assert isinstance(info.value, RuntimeError)
+    made.close()
+
+
+def test_an_accumulator_follows_its_own_context_only() -> None:
+    context = pm.contexts.LocalContext()
+    total = pm.Accumulator(3, np.int64, context=context)
+
+    def kernel(worker_id: int, index: int, value: int) -> None:
+        total.local += 1
+
+    assert context.map(kernel, range(4)) == [None] * 4
+    assert total.result().tolist() == [4, 4, 4]
+    with pytest.raises(pm.ContextMismatchError, match="made for LocalContext"):
+        pm.contexts.LocalContext().map(kernel, range(4))  # another instance: not its own

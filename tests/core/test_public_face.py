@@ -14,6 +14,11 @@ import pashmap.targets
 
 PACKAGES = Path(__file__).parents[2] / "packages"
 PUBLIC_CORE = {"pashmap", "pashmap.contexts", "pashmap.targets", "pashmap.testing"}
+# A plugin's benchmark module (its workloads for `pashmap bench`) may use the bench kit too;
+# its runtime modules may not.
+PUBLIC_BENCH = {"pashmap.bench"}
+# The command hands `pashmap bench` to pashmap.bench lazily (test_cli: info and demo don't).
+CLI = PACKAGES / "pashmap-core" / "src" / "pashmap" / "cli.py"
 
 
 def test_the_user_api_leaves_author_types_to_the_kits() -> None:
@@ -68,7 +73,22 @@ def test_plugins_import_only_public_core_names(package: str) -> None:
     if not sources:
         pytest.skip(f"{package} is not in this checkout")
     for path in sources:
-        if path.name == "workload.py":  # benchmark code, on its way out of the runtime
-            continue
+        public = PUBLIC_CORE | PUBLIC_BENCH if _is_bench(path) else PUBLIC_CORE
         core = {m for m in _imports(path) if m == "pashmap" or m.startswith("pashmap.")}
-        assert core <= PUBLIC_CORE, f"{path.relative_to(PACKAGES)} imports {core - PUBLIC_CORE}"
+        assert core <= public, f"{path.relative_to(PACKAGES)} imports {core - public}"
+
+
+def _is_bench(path: Path) -> bool:
+    return path.stem == "bench" or "bench" in path.parent.parts[-1:]
+
+
+@pytest.mark.parametrize("package", ["pashmap-core", "pashmap-shm", "pashmap-xfel", "pashmap-dask"])
+def test_the_runtime_never_imports_benchmark_code(package: str) -> None:
+    sources = sorted((PACKAGES / package / "src").rglob("*.py"))
+    if not sources:
+        pytest.skip(f"{package} is not in this checkout")
+    for path in sources:
+        if _is_bench(path) or path == CLI:
+            continue
+        benches = {m for m in _imports(path) if m.endswith(".bench") or ".bench." in m}
+        assert not benches, f"{path.relative_to(PACKAGES)} imports {benches}"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
 import pashmap as pm
+import pashmap.contexts
 
 
 @pytest.mark.parametrize(
@@ -116,3 +118,76 @@ def test_builtin_split_sizes_walk_like_split() -> None:
         ]
         by_count = [entry for share in target.split(3) for entry in target.iterate(share)]
         assert by_size == by_count
+
+
+class IntSplit:
+    """split() returns a number instead of a sequence of shares."""
+
+    def split(self, n: int) -> int:
+        return 5
+
+    def iterate(self, share: range) -> Iterator[tuple[int]]:
+        yield from ((index,) for index in share)
+
+
+class GeneratorSplit(IntSplit):
+    """split() returns a generator, which has no len() and cannot be indexed."""
+
+    def split(self, n: int) -> Iterator[range]:  # type: ignore[override]
+        yield from pm.contiguous_ranges(10, n)
+
+
+class BareEntries:
+    """iterate() yields the indices themselves instead of argument tuples."""
+
+    def split(self, n: int) -> list[range]:
+        return pm.contiguous_ranges(10, n)
+
+    def iterate(self, share: range) -> Iterator[int]:
+        yield from share
+
+
+def _identity(worker_id: int, index: int) -> int:
+    return index
+
+
+def _with_context(context_name: str) -> pm.contexts.Context:
+    return pm.contexts.create_context(
+        context_name, **({} if context_name == "local" else {"num_workers": 2})
+    )
+
+
+@pytest.mark.parametrize("target", [IntSplit(), GeneratorSplit()], ids=type)
+def test_a_split_that_returns_no_sequence_is_named(context_name: str, target: object) -> None:
+    # Before: "object of type 'int' has no len()" or "'int' object is not iterable".
+    with _with_context(context_name) as context, pytest.raises(TypeError) as info:
+        context.map(_identity, target)
+    message = str(info.value)
+    assert f"{type(target).__name__}.split(n) must return a sequence of shares" in message
+    assert "got " in message
+
+
+@pytest.mark.parametrize("timeout", [None, 60])
+def test_an_iterate_that_yields_no_tuples_is_named(
+    context_name: str, timeout: float | None
+) -> None:
+    # Before: "'int' object is not iterable", naming neither the target nor the contract.
+    with _with_context(context_name) as context, pytest.raises(TypeError) as info:
+        context.map(_identity, BareEntries(), timeout=timeout)
+    message = str(info.value)
+    assert "BareEntries.iterate(share) must yield one tuple of kernel arguments" in message
+    assert re.search(r"it yielded \d+ \(int\)", message)
+
+
+def test_a_kernel_type_error_is_not_blamed_on_the_target(context_name: str) -> None:
+    def takes_two(worker_id: int, index: int) -> int:
+        return index
+
+    def raises(worker_id: int, index: int, word: str, length: int) -> None:
+        raise TypeError("from the kernel")
+
+    with _with_context(context_name) as context:
+        with pytest.raises(TypeError, match=r"^from the kernel$"):
+            context.map(raises, WordsTarget("a b"))
+        with pytest.raises(TypeError, match="positional argument"):
+            context.map(takes_two, WordsTarget("a b"))

@@ -70,6 +70,42 @@ def test_empty_sequence_maps_to_empty_list() -> None:
     assert pm.map(collect, np.empty(0)) == []
 
 
+class LongList(list):  # type: ignore[type-arg]
+    """A list whose len() says 20 while it holds 10 items."""
+
+    def __len__(self) -> int:
+        return 20
+
+
+class LongSquares(Squares):
+    """A Sequence whose len() says twice what its indexing gives."""
+
+    def __len__(self) -> int:
+        return 2 * self.n
+
+
+def _returns_none(worker_id: int, index: int, value: Any) -> None:
+    return None
+
+
+@pytest.mark.parametrize("make", [lambda: LongList(range(10)), lambda: LongSquares(10)])
+@pytest.mark.parametrize("kernel", [collect, _returns_none])
+def test_a_sequence_whose_len_overstates_raises_in_every_context(
+    context_name: str, make: Any, kernel: Any
+) -> None:
+    # Before: 'processes' returned 20 values where 'local' and 'threads' returned 10
+    # (LongList with a kernel returning None), or all raised a bare IndexError.
+    sequence = make()
+    name = type(sequence).__name__
+    message = rf"{name}: len\(\) says 20 but indexing stopped at 10"
+    workers = 1 if context_name == "local" else 2
+    with (
+        pm.use_context(context_name, num_workers=workers),
+        pytest.raises(IndexError, match=message),
+    ):
+        pm.map(kernel, sequence)
+
+
 def test_ndarray_target_iterates_the_first_axis_by_default() -> None:
     a = np.arange(12.0).reshape(4, 3)
     target = pm.NdarrayTarget(a)

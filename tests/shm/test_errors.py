@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 import traceback
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -59,21 +61,38 @@ def test_thread_traceback_is_the_original_one() -> None:
     assert any(entry.name == "fail_at_7" for entry in info.traceback)
 
 
+def wait_until(condition: Callable[[], bool], seconds: float = 60.0) -> bool:
+    """Poll ``condition`` until it holds; False after ``seconds`` (only a hang gets there)."""
+    give_up = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > give_up:
+            return False
+        time.sleep(0.001)
+    return True
+
+
 @pytest.mark.parametrize("kind", [ThreadContext, ProcessContext])
 def test_other_workers_stop_promptly(kind: type[BaseContext]) -> None:
     with kind(2) as ctx:
         ran = ctx.zeros(400, dtype=np.int64)
+        failing: list[threading.Thread] = []
 
         def kernel(worker_id: int, index: int, value: int) -> None:
             ran[index] = 1
-            if index == 0:
+            if index == 0:  # fails once the other worker is inside share 1
+                failing.append(threading.current_thread())
+                wait_until(lambda: bool(ran[50]))
                 raise CustomError("first")
-            time.sleep(0.01)
+            if index == 99:  # the other worker's last element of share 1 ends only after
+                if failing:  # the failing thread has recorded its error and left;
+                    failing[0].join(60)
+                else:  # a process: its caller stops it here once the error arrives.
+                    time.sleep(60)
 
         with pytest.raises(CustomError):
-            ctx.map(kernel, range(400))
-    # Without stopping, the map would run on for 2 s; the others stop within their share.
-    assert ran.sum() < 100
+            ctx.map(kernel, range(400), shares=8)
+    # Eight shares of 50: the failure stopped the other worker within share 1.
+    assert np.flatnonzero(ran).tolist() == [0, *range(50, 100)]
 
 
 def test_unpicklable_exception_does_not_hang() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -45,13 +46,27 @@ def test_empty_target(context: BaseContext) -> None:
     assert context.map(lambda wid, i, v: 1 / 0, []) == []
 
 
+def wait_until(condition: Callable[[], bool], seconds: float = 60.0) -> bool:
+    """Poll ``condition`` until it holds; False after ``seconds`` (only a hang gets there)."""
+    give_up = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > give_up:
+            return False
+        time.sleep(0.001)
+    return True
+
+
 @pytest.mark.parametrize("kind", [ThreadContext, ProcessContext])
 def test_all_workers_take_part_in_a_balanced_map(kind: type[BaseContext]) -> None:
     with kind(2) as ctx:
         workers = ctx.full(64, -1, dtype=np.int64)
+        seen = ctx.zeros(2, dtype=np.int64)
 
         def kernel(worker_id: int, index: int, value: int) -> None:
-            time.sleep(0.002)
+            # Each worker's first element waits for the other worker to start: the map
+            # completes with both or not at all, however late the second one starts.
+            seen[worker_id] = 1
+            wait_until(lambda: bool(seen.all()))
             workers[index] = worker_id
 
         ctx.map(kernel, range(64))
@@ -64,16 +79,20 @@ def test_dynamic_balancing_takes_shares_in_turn(kind: type[BaseContext]) -> None
     n = 4 * SHARES_PER_WORKER
     with kind(2) as ctx:
         workers = ctx.full(n, -1, dtype=np.int64)
+        done = ctx.zeros(1, dtype=np.int64)
 
         def kernel(worker_id: int, index: int, value: int) -> None:
-            if index == 0:
-                time.sleep(0.5)
+            if index == 0:  # the expensive element: it ends when every other one is done
+                wait_until(lambda: int(done[0]) == n - 1)
+            else:
+                done[0] += 1  # one writer: the worker that is not stuck
             workers[index] = worker_id
 
         ctx.map(kernel, range(n), shares=n)
-    # The worker that ran index 0 was busy; the other one did nearly everything else.
+    # The worker that ran index 0 was busy; the other one took every other share.
     slow = workers[0]
-    assert np.count_nonzero(workers == slow) < n // 4
+    assert np.count_nonzero(workers == slow) == 1
+    assert int(done[0]) == n - 1
 
 
 @pytest.mark.parametrize("kind", [ThreadContext, ProcessContext])
@@ -229,13 +248,25 @@ def test_more_shares_than_a_pipe_holds() -> None:
         assert ctx.map(lambda wid, i, v: None, range(n), shares=n) == [None] * n
 
 
-def test_small_maps_do_not_fork_every_worker() -> None:
+def test_small_maps_do_not_fork_every_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     """Workers start one after another, only while shares are left to take."""
+    import pashmap_shm.forked_map
+
     with ProcessContext(4) as ctx:
+        # A ramp-up no first worker can miss: a small map is then one fork, every time.
+        monkeypatch.setattr(pashmap_shm.forked_map, "_RAMP_UP", 30.0)
         counts = [len(set(ctx.map(lambda wid, i, v: os.getpid(), range(4)))) for _ in range(10)]
-        assert min(counts) == 1
-        slow = ctx.map(lambda wid, i, v: (time.sleep(0.02), os.getpid())[1], range(40))
-        assert len(set(slow)) == 4
+        assert counts == [1] * 10
+        monkeypatch.undo()
+        # A map whose elements wait for four workers ends only if all four were started.
+        started = ctx.zeros(4, dtype=np.int64)
+
+        def slow(worker_id: int, index: int, value: int) -> int:
+            started[worker_id] = 1
+            wait_until(lambda: bool(started.all()))
+            return os.getpid()
+
+        assert len(set(ctx.map(slow, range(40)))) == 4
 
 
 def test_kernels_returning_arrays(context: BaseContext) -> None:
@@ -307,13 +338,27 @@ def test_a_kernel_known_to_return_none_under_processes() -> None:
 
 def test_the_caller_sleeps_while_a_long_map_runs() -> None:
     # The caller waits awake for a small map's workers (a few milliseconds at most per
-    # map), then sleeps: a map of half a second costs it little CPU time.
+    # map), then sleeps in poll(): the worker sees it asleep, and the map costs it a small
+    # part of its length in CPU time (a caller polling awake would use about all of it).
     import resource
+
+    caller = os.getpid()
+
+    def caller_state() -> str:
+        with open(f"/proc/{caller}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0]
+
+    def kernel(worker_id: int, index: int, value: int) -> bool:
+        asleep = wait_until(lambda: caller_state() == "S")
+        time.sleep(0.1)
+        return asleep
 
     ctx = ProcessContext(1)
     ctx.map(lambda worker_id, index, value: None, range(2))  # first-map set-up done
     before = resource.getrusage(resource.RUSAGE_SELF)
-    ctx.map(lambda worker_id, index, value: time.sleep(0.1), range(5))
+    start = time.monotonic()
+    assert ctx.map(kernel, range(5)) == [True] * 5
+    elapsed = time.monotonic() - start
     after = resource.getrusage(resource.RUSAGE_SELF)
     used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    assert used < 0.2, f"the caller used {used:.3f} s of CPU during a 0.5 s map"
+    assert used < elapsed / 2, f"the caller used {used:.3f} s of CPU during a {elapsed:.3f} s map"

@@ -115,20 +115,23 @@ def test_timeout_of_a_hung_kernel_in_threads(release: threading.Event) -> None:
 
 def test_threads_start_no_element_after_a_timeout(release: threading.Event) -> None:
     started = np.zeros(40, dtype=np.int64)
+    timed_out = threading.Event()
+    free: list[threading.Thread] = []
 
     def kernel(worker_id: int, index: int, value: int) -> None:
         started[index] = 1
-        if index == 0:
+        if index == 0:  # one thread is stuck in share 0 until the test ends
             release.wait(1000)
-        else:
-            time.sleep(0.05)
+        elif index == 21:  # the other one is in share 1 when the map times out
+            free.append(threading.current_thread())
+            timed_out.wait(60)
 
     with pytest.raises(MapTimeoutError):
         ThreadContext(2).map(kernel, range(40), shares=2, timeout=0.3)
-    count = int(started.sum())
-    time.sleep(0.3)
-    assert int(started.sum()) == count  # the free thread stopped at its next element
-    assert count < 20
+    timed_out.set()
+    free[0].join(60)
+    assert not free[0].is_alive()  # it left the map after the element it was in ...
+    assert np.flatnonzero(started).tolist() == [0, 20, 21]  # ... and started no other
 
 
 @pytest.mark.usefixtures("no_leaks")

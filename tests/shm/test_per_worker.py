@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import pashmap as pm
+import pashmap.contexts
 from pashmap.contexts import BaseContext
 
 from .conftest import KINDS
@@ -144,3 +145,32 @@ def test_process_workers_ignore_a_scope_inherited_from_the_caller() -> None:
 
     pm.LocalContext().map(outer, [0])
     assert agrees.tolist() == [1] * 8
+
+
+@pytest.mark.usefixtures("no_leaks")
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: KINDS["processes"](2),
+        lambda: KINDS["processes"](2, persistent=True),
+    ],
+    ids=["with-block", "persistent"],
+)
+def test_an_accumulator_made_for_local_is_refused_by_warm_workers(make) -> None:  # type: ignore[no-untyped-def]
+    # Before: the warm workers received a pickled copy of the partial results and
+    # wrote into it: [0, 0, 0], no error.
+    total = pm.Accumulator(3, np.int64, context=pm.contexts.LocalContext())
+
+    def kernel(worker_id: int, index: int, value: int) -> None:
+        total.local += 1
+
+    with make() as ctx, pytest.raises(Exception) as info:  # noqa: PT011
+        ctx.map(kernel, range(4))
+    # The pool reports what cannot be pickled as a TypeError chaining the refusal.
+    refusal = (
+        info.value if isinstance(info.value, pm.ContextMismatchError) else info.value.__cause__
+    )
+    assert isinstance(refusal, pm.ContextMismatchError)
+    assert "made for LocalContext(num_workers=1)" in str(refusal)
+    assert "ProcessContext" in str(refusal)
+    assert total.result().tolist() == [0, 0, 0]

@@ -1,4 +1,4 @@
-"""The quick guide, under 'threads' and 'processes' with 1, 2 and 4 workers."""
+"""The pashmap-shm contexts by name (the quick guide itself: tests/core/test_quick_guide.py)."""
 
 from __future__ import annotations
 
@@ -8,45 +8,7 @@ import numpy as np
 import pytest
 
 import pashmap as pm
-from pashmap.contexts import BaseContext
 from pashmap_shm import ProcessContext, ThreadContext
-
-
-def test_quick_guide_on_the_context(context: BaseContext) -> None:
-    inp = np.random.rand(100)
-    outp = context.array(100)
-
-    def triple_it(worker_id: int, index: int, value: float) -> None:
-        outp[index] = 3 * value
-
-    context.map(triple_it, inp)
-    np.testing.assert_allclose(outp, inp * 3)
-
-
-def test_quick_guide_by_name(kind: str, num_workers: int) -> None:
-    pm.set_default_context(kind, num_workers=num_workers)
-    inp = np.random.rand(100)
-    outp = pm.array(100)
-
-    def triple_it(worker_id: int, index: int, value: float) -> None:
-        outp[index] = 3 * value
-
-    pm.map(triple_it, inp)
-    np.testing.assert_allclose(outp, inp * 3)
-
-
-def test_quick_guide_in_use_context(kind: str, num_workers: int) -> None:
-    inp = np.random.rand(100)
-    with pm.use_context(kind, num_workers=num_workers) as ctx:
-        assert ctx.num_workers == num_workers
-        outp = pm.zeros(100)
-
-        def triple_it(worker_id: int, index: int, value: float) -> None:
-            outp[index] = 3 * value
-
-        pm.map(triple_it, inp)
-    assert isinstance(pm.get_default_context(), pm.LocalContext)
-    np.testing.assert_allclose(outp, inp * 3)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import pashmap as pm
 import pashmap.contexts
 import pashmap_shm
 from pashmap_shm import ProcessContext, ThreadContext
+from tests.cgroups import run_in_cgroup
 
 
 def test_allocations_are_shared_and_writable_by_workers() -> None:
@@ -155,3 +157,25 @@ def test_workers_never_reuse_the_callers_blocks() -> None:
     reused = ctx.empty(10_000)
     assert reused.__array_interface__["data"][0] == free_address
     assert not (reused == -1).all()
+
+
+@pytest.mark.parametrize("child_cgroup", ["memory"], indirect=True)
+def test_an_array_beyond_a_cgroup_v1_memory_limit_is_a_memory_error(child_cgroup: Path) -> None:
+    # Before: the caller was OOM-killed (exit status 137 from a shell, -9 here) instead
+    # of getting a MemoryError: only /sys/fs/cgroup (v2) was read for the limit.
+    (child_cgroup / "memory.limit_in_bytes").write_text(str(2**30))
+    out = run_in_cgroup(
+        child_cgroup,
+        "import numpy as np\n"
+        "import pashmap as pm\n"
+        "from pashmap_shm import ProcessContext\n"
+        "pm.set_default_context(ProcessContext(2))\n"
+        "try:\n"
+        "    pm.zeros(3 * 2**29, dtype=np.uint8)\n"  # 1.5 GiB
+        "except MemoryError as exc:\n"
+        "    print('MemoryError:', exc)\n"
+        "else:\n"
+        "    print('allocated')\n",
+    )
+    assert out.startswith("MemoryError: "), out
+    assert "1.50 GiB" in out

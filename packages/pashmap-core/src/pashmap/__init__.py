@@ -45,11 +45,14 @@ from pashmap.default import (
     zeros_like,
 )
 from pashmap.errors import (
+    ContextMismatchError,
     KernelError,
     MapTimeoutError,
     MissingPluginError,
     MissingTargetPluginError,
+    OversubscriptionWarning,
     PashmapError,
+    PashmapWarning,
     WorkerDiedError,
     WorkerError,
 )
@@ -62,6 +65,7 @@ from pashmap.worker import current_worker_id
 
 __all__ = [
     "Accumulator",
+    "ContextMismatchError",
     "DataArrayTarget",
     "KernelError",
     "MapTarget",
@@ -69,7 +73,9 @@ __all__ = [
     "MissingPluginError",
     "MissingTargetPluginError",
     "NdarrayTarget",
+    "OversubscriptionWarning",
     "PashmapError",
+    "PashmapWarning",
     "PerWorker",
     "WorkerDiedError",
     "WorkerError",

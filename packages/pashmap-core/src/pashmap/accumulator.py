@@ -24,7 +24,8 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from pashmap.allocation import ShapeLike
 from pashmap.context import Context
-from pashmap.worker import current_worker_id
+from pashmap.errors import ContextMismatchError
+from pashmap.worker import current_scope, mapping_context
 
 __all__ = ["Accumulator"]
 
@@ -36,7 +37,10 @@ class Accumulator:
 
     Allocated with the context (by default the default context at creation time) so that
     under ``'processes'`` the partial results live in shared memory: create it with the
-    context you map with.
+    context you map with. It is bound to that context: used in a map on another context
+    (made under ``'local'``, mapped after switching to ``'processes'``), where its
+    partial results could be lost or written by the wrong worker, it raises
+    :class:`~pashmap.ContextMismatchError` naming both contexts.
 
     Args:
         shape: the shape of the result (an int or a tuple of ints).
@@ -77,6 +81,7 @@ class Accumulator:
             fill = _identity(reduce, np_dtype)
         self.reduction = reduce
         self.fill = fill
+        self.context: Context | None = context  # None once pickled: see __getstate__
         self.num_workers = context.num_workers
         self.partials: NDArray[Any] = context.array(shape, np_dtype, fill=fill, per_worker=True)
 
@@ -88,9 +93,21 @@ class Accumulator:
 
         Raises:
             RuntimeError: used outside a kernel.
+            ContextMismatchError: the map runs on another context than the one the
+                accumulator was made for.
             IndexError: the map runs on more workers than the accumulator was made for.
         """
-        return self[current_worker_id()]
+        scope = current_scope()
+        if scope is None:
+            raise RuntimeError(
+                "not inside a kernel: accumulator.local is only available while a map "
+                "runs the kernel; read the total with accumulator.result()"
+            )
+        context = scope.context
+        # (One identity check per access; the contexts are the same object when all is well.)
+        if context is not self.context and context is not None and self.context is not None:
+            raise _mismatch(self.context, context)
+        return self[scope.worker_id]
 
     @local.setter
     def local(self, value: ArrayLike) -> None:
@@ -119,6 +136,20 @@ class Accumulator:
         """Set every partial result back to the starting value, to accumulate afresh."""
         self.partials[...] = self.fill
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without its context (pooled workers get the partials by handle).
+
+        Raises:
+            ContextMismatchError: pickled for a map running on another context (warm or
+                remote workers would write into a copy).
+        """
+        running = mapping_context()
+        if running is not None and self.context is not None and running is not self.context:
+            raise _mismatch(self.context, running)
+        state = self.__dict__.copy()
+        state["context"] = None  # a context (its pool, its sockets) does not travel
+        return state
+
     def __array__(self, dtype: DTypeLike | None = None, copy: bool | None = None) -> NDArray[Any]:
         result = self.result()
         return result if dtype is None else result.astype(dtype)
@@ -129,6 +160,15 @@ class Accumulator:
             f"Accumulator(shape={self.partials.shape[1:]}, dtype={self.partials.dtype}, "
             f"reduce={name}, workers={self.num_workers})"
         )
+
+
+def _mismatch(made_for: Context, running: Any) -> ContextMismatchError:
+    return ContextMismatchError(
+        f"this Accumulator was made for {made_for!r}, but the map runs on {running!r}: its "
+        "partial results would be lost or written by the wrong worker. Create the "
+        "accumulator with the context you map with: pm.Accumulator(..., context=ctx), or "
+        "after pm.set_default_context(...) when mapping with pm.map"
+    )
 
 
 def _identity(reduce: Reduction, dtype: np.dtype[Any]) -> Any:

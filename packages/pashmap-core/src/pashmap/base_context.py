@@ -16,9 +16,11 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from pashmap.allocation import Order, ShapeLike, allocate_array
+from pashmap.kernel_check import check_kernel_arguments
 from pashmap.options import resolve_options
 from pashmap.registry import resolve_target
 from pashmap.target import MapTarget, SupportsMapTarget
+from pashmap.worker import in_worker, map_running
 
 if TYPE_CHECKING:
     import xarray
@@ -79,7 +81,10 @@ class BaseContext(abc.ABC):
         A context runs each worker inside :func:`pashmap.contexts.worker_scope` (so that
         :class:`~pashmap.PerWorker` values and :attr:`Accumulator.local` work), and
         calls the kernel through :func:`pashmap.contexts.run_share`, which also counts
-        progress and enforces the deadline.
+        progress and enforces the deadline. :meth:`map` calls ``run`` inside
+        :class:`pashmap.contexts.map_running`, so worker scopes entered during ``run``
+        (in the calling thread, in threads it starts or in processes it forks) know
+        this context (:attr:`~pashmap.contexts.WorkerScope.context`).
         """
 
     # ------------------------------------------------------------------ mapping
@@ -130,7 +135,8 @@ class BaseContext(abc.ABC):
 
         Raises:
             TypeError: ``kernel`` is not callable, ``target`` cannot be mapped over (the
-                message says what can), or an unknown option was given.
+                message says what can), an unknown option was given, or ``progress``
+                is not ``True`` or ``False``.
             Exception: whatever the kernel raised, with its original type.
         """
         if not callable(kernel):
@@ -138,7 +144,13 @@ class BaseContext(abc.ABC):
                 f"the kernel must be callable, got {type(kernel).__name__}; "
                 "call it as map(kernel, target)"
             )
-        return self.run(kernel, resolve_target(target), **resolve_options(options))
+        mapped = resolve_target(target)
+        check_kernel_arguments(kernel, mapped)
+        resolved = resolve_options(options)
+        if in_worker():  # a nested map runs in the outer map's workers and scopes
+            return self.run(kernel, mapped, **resolved)
+        with map_running(self):  # lets the workers' scopes name this context
+            return self.run(kernel, mapped, **resolved)
 
     # --------------------------------------------------------------- allocation
     def array(

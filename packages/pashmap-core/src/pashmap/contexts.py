@@ -13,7 +13,10 @@ workers are (threads, processes, machines):
   ``PASHMAP_MAX_CPUS`` override) and :func:`resolve_num_workers` (checks the argument);
 * the worker scope: each worker runs its part of a map inside :func:`worker_scope`,
   which makes :class:`~pashmap.PerWorker` and :attr:`pashmap.Accumulator.local` work;
-  :func:`in_worker` says that a nested map must run serially;
+  :func:`in_worker` says that a nested map must run serially; the scope knows the
+  context whose map it runs (:func:`mapping_context`, recorded by
+  :meth:`BaseContext.map` with :class:`map_running`), so an accumulator made for
+  another context is refused instead of losing its writes;
 * running a share: :func:`run_share` / :func:`share_runner` call the kernel the cheapest
   way, count progress, stop at a deadline (:func:`deadline_after`) and between two
   elements when the map must end early (:class:`StopSignal`); :func:`run_serially`
@@ -47,6 +50,8 @@ from pashmap.worker import (
     current_scope,
     current_worker_id,
     in_worker,
+    map_running,
+    mapping_context,
     mark_process_as_worker,
     set_process_scope,
     tear_down,
@@ -81,6 +86,8 @@ __all__ = [
     "format_bytes",
     "guided_sizes",
     "in_worker",
+    "map_running",
+    "mapping_context",
     "mark_process_as_worker",
     "progress_counts",
     "resolve_num_workers",

@@ -184,7 +184,8 @@ def map(kernel: Callable[..., R], target: object, /, **options: Any) -> list[R]:
         **options: every context takes ``progress`` and ``timeout``:
 
             * ``progress=True`` shows a progress bar (tqdm) fed by counters the workers
-              bump as they finish elements;
+              bump as they finish elements (``True`` or ``False`` only: anything else
+              raises ``TypeError``);
             * ``timeout=<seconds>`` stops the map when it runs longer and raises
               :class:`~pashmap.MapTimeoutError` (a ``TimeoutError``).
 
@@ -197,7 +198,8 @@ def map(kernel: Callable[..., R], target: object, /, **options: Any) -> list[R]:
 
     Raises:
         TypeError: the kernel is not callable, the target cannot be mapped over (the
-            message says what can), or an unknown option was given.
+            message says what can), an unknown option was given, or ``progress`` is
+            not ``True`` or ``False``.
         MapTimeoutError: the map ran longer than ``timeout``.
         WorkerDiedError: a worker process died during the map.
         Exception: whatever the kernel raised, with its original type.

@@ -9,11 +9,14 @@ so code written against the built-in type keeps working.
 from __future__ import annotations
 
 __all__ = [
+    "ContextMismatchError",
     "KernelError",
     "MapTimeoutError",
     "MissingPluginError",
     "MissingTargetPluginError",
+    "OversubscriptionWarning",
     "PashmapError",
+    "PashmapWarning",
     "WorkerDiedError",
     "WorkerError",
 ]
@@ -21,6 +24,21 @@ __all__ = [
 
 class PashmapError(Exception):
     """Base class of all errors raised by pashmap."""
+
+
+class PashmapWarning(UserWarning):
+    """Base class of the warnings pashmap and its plugins give."""
+
+
+class OversubscriptionWarning(PashmapWarning):
+    """A context was asked for far more workers than the process has CPUs to run them.
+
+    Given once, when the context is made (see
+    :func:`pashmap.contexts.resolve_num_workers`): the workers then take turns on the
+    CPUs, and the map is slower than with one worker per CPU (``num_workers=None``).
+    Silence it with ``warnings.filterwarnings("ignore", category=OversubscriptionWarning)``
+    when that is what you want (e.g. threads that mostly wait for I/O).
+    """
 
 
 class MissingPluginError(PashmapError, ImportError, ValueError):
@@ -43,6 +61,18 @@ class MissingTargetPluginError(MissingPluginError, TypeError):
     """An object to map over needs a target plugin that is not installed.
 
     Also a :class:`TypeError`, like every other "cannot map over this type" error.
+    """
+
+
+class ContextMismatchError(PashmapError, RuntimeError):
+    """An object made for one context was used in a map on another.
+
+    An :class:`~pashmap.Accumulator` keeps its partial results where the workers of the
+    context it was made for can write them (shared memory for ``'processes'``, plain
+    memory for ``'local'`` and ``'threads'``); under another context the writes could be
+    lost or land in the wrong slice. The message names both contexts. Create the object
+    with the context you map with (``context=ctx``, or after
+    :func:`~pashmap.set_default_context`).
     """
 
 

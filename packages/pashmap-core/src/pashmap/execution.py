@@ -3,7 +3,8 @@
 Shared by every context, so that the cheapest way to call the kernel is used everywhere:
 through the target's columns when it has them (no tuple per element), with the progress
 counter bumped per share, and with the deadline checked per element only when there is
-one.
+one. A target that breaks its contract (``iterate`` yielding something other than argument
+tuples) is named in the ``TypeError``, found on the error path only.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pashmap.errors import MapTimeoutError
+from pashmap.remote_exceptions import qualified_name
 from pashmap.target import MapTarget
 
 __all__ = ["StopSignal", "deadline_after", "run_serially", "run_share", "share_runner"]
@@ -100,6 +102,8 @@ def run_share(
     Raises:
         MapTimeoutError: the deadline passed.
         BaseException: the reason given to ``stop``.
+        TypeError: the target's ``iterate`` (``iterate_columns``) broke its contract:
+            the message names the target's class and what it gave.
     """
     runner = share_runner(kernel, worker_id, target, counts=counts, deadline=deadline, stop=stop)
     return runner(share)
@@ -176,15 +180,22 @@ def share_runner(
         if stop is None:
 
             def run(share: Any) -> list[R]:
-                return list(map(kernel, workers, *iterate_columns(share)))
+                try:
+                    return list(map(kernel, workers, *iterate_columns(share)))
+                except TypeError as exc:  # (free until raised: the fast path pays nothing)
+                    _raise_if_broken(exc, target, share)
+                    raise
 
         else:
             signal = stop
 
             def run(share: Any) -> list[R]:
-                first, *rest = iterate_columns(share)
-                going = compress(first, signal._running())
-                values = list(map(kernel, workers, going, *rest))
+                try:
+                    first, *rest = iterate_columns(share)
+                    values = list(map(kernel, workers, compress(first, signal._running()), *rest))
+                except TypeError as exc:
+                    _raise_if_broken(exc, target, share)
+                    raise
                 signal._check()
                 return values
 
@@ -194,13 +205,21 @@ def share_runner(
         if stop is None:
 
             def run(share: Any) -> list[R]:
-                return list(starmap(call, iterate(share)))
+                try:
+                    return list(starmap(call, iterate(share)))
+                except TypeError as exc:
+                    _raise_if_broken(exc, target, share)
+                    raise
 
         else:
             signal = stop
 
             def run(share: Any) -> list[R]:
-                values = list(starmap(call, compress(iterate(share), signal._running())))
+                try:
+                    values = list(starmap(call, compress(iterate(share), signal._running())))
+                except TypeError as exc:
+                    _raise_if_broken(exc, target, share)
+                    raise
                 signal._check()
                 return values
 
@@ -229,15 +248,75 @@ def _run_share_watched(
     call = partial(kernel, worker_id)
     results = []
     monotonic = time.monotonic
-    for entry in target.iterate(share):
-        if stop is not None:
-            stop._check()
-        if monotonic() > deadline:
-            raise MapTimeoutError("the map did not finish before its timeout")
-        results.append(call(*entry))
-        if counts is not None:
-            counts[worker_id] += 1
+    try:
+        for entry in target.iterate(share):
+            if stop is not None:
+                stop._check()
+            if monotonic() > deadline:
+                raise MapTimeoutError("the map did not finish before its timeout")
+            results.append(call(*entry))
+            if counts is not None:
+                counts[worker_id] += 1
+    except TypeError as exc:
+        _raise_if_broken(exc, target, share, columns=False)
+        raise
     return results
+
+
+def _raise_if_broken(
+    exc: TypeError, target: MapTarget[Any], share: Any, *, columns: bool | None = None
+) -> None:
+    """Raise the error naming ``target`` if ``exc`` comes from its entries."""
+    broken = _broken_contract(exc, target, share, columns=columns)
+    if broken is not None:
+        raise broken from exc
+
+
+def _broken_contract(
+    exc: TypeError, target: MapTarget[Any], share: Any, *, columns: bool | None = None
+) -> TypeError | None:
+    """The error naming ``target`` if ``exc`` comes from its entries, else ``None``.
+
+    ``exc`` was caught in the frame that unpacks the entries. Raised there (no deeper
+    frame), it came from unpacking an entry or from calling the kernel with the wrong
+    number of arguments; the share's first entry, taken afresh, tells which. A TypeError
+    from inside the kernel has a deeper frame and is left alone.
+    """
+    traceback = exc.__traceback__
+    if traceback is None or traceback.tb_next is not None:
+        return None
+    name = qualified_name(type(target))
+    if columns is None:
+        columns = getattr(target, "iterate_columns", None) is not None
+    try:
+        if columns:
+            given = target.iterate_columns(share)  # type: ignore[attr-defined]
+            if isinstance(given, (tuple, list)) and all(
+                hasattr(column, "__iter__") for column in given
+            ):
+                return None
+            return TypeError(
+                f"{name}.iterate_columns(share) must return a tuple of iterables, one per "
+                f"kernel argument after worker_id (e.g. (indices, values)); it returned "
+                f"{_shown(given)} ({exc})"
+            )
+        entry: object = next(iter(target.iterate(share)))
+    except Exception:
+        return None  # the target fails another way: the original error stands
+    if isinstance(entry, (tuple, list)):
+        return None
+    return TypeError(
+        f"{name}.iterate(share) must yield one tuple of kernel arguments per element, "
+        f"e.g. (index, value), called as kernel(worker_id, *entry); it yielded "
+        f"{_shown(entry)} ({exc})"
+    )
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({type(value).__name__})"
 
 
 def deadline_after(timeout: float | None) -> float | None:

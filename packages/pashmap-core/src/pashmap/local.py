@@ -12,6 +12,7 @@ from pashmap.allocation import Order, format_nbytes
 from pashmap.base_context import BaseContext
 from pashmap.execution import deadline_after, run_share
 from pashmap.progress import progress_counts
+from pashmap.shares import checked_shares
 from pashmap.target import MapTarget
 from pashmap.worker import worker_scope
 
@@ -93,9 +94,13 @@ class LocalContext(BaseContext):
             )
         deadline = deadline_after(timeout)
         results: list[R] = []
-        with worker_scope(0, parallel=False), progress_counts(self, target, progress) as counts:
+        with (
+            worker_scope(0, parallel=False, context=self),
+            progress_counts(self, target, progress) as counts,
+        ):
             # With a progress bar, shares of about 1 % let the bar move as the map goes.
-            for share in target.split(100 if counts is not None else 1):
+            shares = target.split(100 if counts is not None else 1)
+            for share in checked_shares(shares, target, "split(n)"):
                 results.extend(
                     run_share(kernel, 0, target, share, counts=counts, deadline=deadline)
                 )

@@ -16,21 +16,32 @@ import functools
 import math
 import operator
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from pashmap.errors import OversubscriptionWarning
+
 __all__ = [
     "MAX_CPUS_VARIABLE",
+    "OVERSUBSCRIPTION",
     "available_cpus",
     "available_memory",
     "cgroup_cpu_quota",
     "cgroup_directories",
     "cgroup_memory_room",
+    "describe_cpus",
     "format_bytes",
     "resolve_num_workers",
 ]
 
 MAX_CPUS_VARIABLE = "PASHMAP_MAX_CPUS"
+
+# resolve_num_workers warns when num_workers is above this many workers per usable CPU
+# (and above _FEW_WORKERS): a few per CPU can pay for threads that wait on I/O; far more
+# only make the workers take turns.
+OVERSUBSCRIPTION = 8
+_FEW_WORKERS = 32
 
 _GiB = 2**30
 
@@ -64,6 +75,11 @@ def available_cpus() -> int:
 def resolve_num_workers(num_workers: object, context_name: str) -> int:
     """Check a ``num_workers`` argument and turn ``None`` into :func:`available_cpus`.
 
+    A count far above the CPUs this process may use (more than :data:`OVERSUBSCRIPTION`
+    workers per usable CPU, and more than 32) gives an
+    :class:`~pashmap.OversubscriptionWarning` saying how many CPUs are usable: a
+    context calls this once, when it is made, so the warning comes once per context.
+
     Args:
         num_workers: what the user passed: ``None`` or a positive integer.
         context_name: the context's class name, for error messages.
@@ -94,6 +110,18 @@ def resolve_num_workers(num_workers: object, context_name: str) -> int:
             f"{context_name}(num_workers=...) must be at least 1, got {count}; pass None to "
             f"use every available CPU ({available_cpus()} here)"
         )
+    if count > _FEW_WORKERS:
+        cpus = available_cpus()
+        if count > OVERSUBSCRIPTION * cpus:
+            warnings.warn(
+                f"{context_name}(num_workers={count}) asks for far more workers than the "
+                f"{cpus} usable CPU{'s' if cpus > 1 else ''} of this process (its CPU "
+                f"affinity, cgroup CPU quota and {MAX_CPUS_VARIABLE}): the workers will take "
+                f"turns on the CPUs and the map will be slower than with num_workers=None "
+                f"({cpus})",
+                OversubscriptionWarning,
+                stacklevel=3,
+            )
     return count
 
 
@@ -231,3 +259,17 @@ def format_bytes(nbytes: float) -> str:
         if nbytes >= scale:
             return f"{nbytes / scale:.2f} {unit}"
     return f"{nbytes:.0f} bytes"
+
+
+def describe_cpus() -> str:
+    """The CPUs in one line, for reports: usable, in the machine, affinity and cgroup quota.
+
+    Returns:
+        e.g. ``"2 usable, 8 in the machine (affinity 8, cgroup quota 2 CPUs)"``.
+    """
+    text = f"{available_cpus()} usable, {os.cpu_count()} in the machine"
+    if hasattr(os, "sched_getaffinity"):
+        text += f" (affinity {len(os.sched_getaffinity(0))}"
+        quota = cgroup_cpu_quota()
+        text += f", cgroup quota {quota:g} CPUs)" if quota is not None else ")"
+    return text

@@ -16,6 +16,7 @@ __all__ = ["COMMON_OPTIONS", "get_default_options", "resolve_options", "set_defa
 COMMON_OPTIONS = ("progress", "timeout")
 
 _defaults: dict[str, Any] = {"progress": False, "timeout": None}
+_NUMPY_BOOLS = frozenset({"bool", "bool_"})  # numpy.bool_ (numpy 2: numpy.bool)
 
 
 class _Unset:
@@ -36,8 +37,9 @@ def set_default_options(
         pm.set_default_options(progress=True)   # a progress bar on every map
 
     Args:
-        progress: show a progress bar (tqdm) in the caller; initially ``False``. Left
-            unchanged when not given.
+        progress: ``True`` to show a progress bar (tqdm) in the caller, ``False`` for
+            none (initially); numpy booleans are accepted too. Left unchanged when not
+            given.
         timeout: seconds after which a map is cancelled with ``TimeoutError``; ``None``
             for no limit, which is the initial value. Left unchanged when not given.
 
@@ -45,7 +47,8 @@ def set_default_options(
         The previous defaults, to restore them with ``set_default_options(**previous)``.
 
     Raises:
-        TypeError: a timeout that is not a number.
+        TypeError: a progress that is not ``True`` or ``False``, or a timeout that is
+            not a number.
         ValueError: a timeout that is not a positive number.
     """
     options = {
@@ -87,7 +90,13 @@ def resolve_options(options: Mapping[str, Any]) -> dict[str, Any]:
 def _check(options: Mapping[str, Any]) -> dict[str, Any]:
     checked = {}
     if "progress" in options:
-        checked["progress"] = bool(options["progress"])
+        progress = options["progress"]
+        # Only booleans: bool("no") is True, and a string or a number here is a mistake.
+        # (numpy booleans are named by type, so importing this module needs no numpy.)
+        kind = type(progress)
+        if kind is not bool and not (kind.__module__ == "numpy" and kind.__name__ in _NUMPY_BOOLS):
+            raise TypeError(f"progress must be True or False, got {progress!r} ({kind.__name__})")
+        checked["progress"] = bool(progress)
     if "timeout" in options:
         timeout = options["timeout"]
         if timeout is not None:

@@ -24,6 +24,7 @@ import operator
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+from pashmap.remote_exceptions import qualified_name
 from pashmap.target import GuidedTarget, MapTarget
 
 __all__ = ["GUIDED_FRACTION", "SHARES_PER_WORKER", "guided_sizes", "split_target"]
@@ -55,7 +56,9 @@ def split_target(
         The shares, in index order.
 
     Raises:
-        TypeError: an unknown option, or ``shares`` is not an integer.
+        TypeError: an unknown option, ``shares`` is not an integer, or the target's
+            ``split`` (``split_sizes``) returned something other than a sequence of
+            shares (the message names the target's class).
         ValueError: ``shares`` is smaller than 1.
     """
     unknown = set(options) - {"shares"}
@@ -69,7 +72,8 @@ def split_target(
         # (Attribute checks, not the runtime-protocol isinstance: this runs at every map.)
         if getattr(target, "split_sizes", None) is not None and hasattr(target, "__len__"):
             guided = cast("GuidedTarget[Any]", target)
-            return guided.split_sizes(guided_sizes(len(guided), num_workers))
+            sized = guided.split_sizes(guided_sizes(len(guided), num_workers))
+            return checked_shares(sized, target, "split_sizes(sizes)")
         count = SHARES_PER_WORKER * num_workers
     else:
         if isinstance(requested, bool):
@@ -80,7 +84,26 @@ def split_target(
             raise TypeError(f"shares must be a positive integer, got {requested!r}") from None
         if count < 1:
             raise ValueError(f"shares must be at least 1, got {count}")
-    return target.split(count)
+    return checked_shares(target.split(count), target, "split(n)")
+
+
+def checked_shares(shares: Any, target: object, method: str) -> Sequence[Any]:
+    """``shares`` if it is a sequence (``len()`` and indexing), as contexts need it.
+
+    Raises:
+        TypeError: it is not; the message names the target's class and ``method``.
+    """
+    kind = type(shares)
+    if kind is list or kind is tuple:  # (the usual answer, at every map)
+        return cast("Sequence[Any]", shares)
+    if hasattr(kind, "__len__") and hasattr(kind, "__getitem__") and kind not in (str, bytes):
+        return cast("Sequence[Any]", shares)
+    text = repr(shares)
+    raise TypeError(
+        f"{qualified_name(type(target))}.{method} must return a sequence of shares (a list "
+        f"or tuple, in index order), got {kind.__name__} "
+        f"{text if len(text) <= 60 else text[:57] + '...'}; see help(pashmap.MapTarget)"
+    )
 
 
 @functools.lru_cache(maxsize=64)  # (maps of the same length repeat)

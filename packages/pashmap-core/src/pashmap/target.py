@@ -41,6 +41,11 @@ class MapTarget(Protocol[ShareT]):
     An object can also name its own target by defining ``__pashmap_target__(self)``
     returning a MapTarget; that takes precedence over every registered target.
 
+    Optionally, a ``kernel_arguments`` attribute names the arguments each entry gives
+    the kernel after ``worker_id`` (the built-in targets have ``("index", "value")``):
+    ``map`` then checks, before it runs anything, that the kernel can take them, and
+    says how to write it if not.
+
     The order of elements is the *index order*: the concatenation of
     ``iterate(share)`` over ``split(n)``, in the order ``split`` returned the shares, must
     give every element exactly once, in the same order for every ``n``. ``map`` returns

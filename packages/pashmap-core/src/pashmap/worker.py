@@ -12,6 +12,13 @@ parallel context: such a nested map runs serially, in the worker that asked.
 A context whose worker is a whole process for the length of a map (pashmap-shm's forked
 workers) can make its scope visible from every thread of that process with
 :func:`set_process_scope`, instead of entering :func:`worker_scope` in one thread.
+
+A scope also knows the context whose map it runs (:attr:`WorkerScope.context`), so that
+objects made for one context (an :class:`~pashmap.Accumulator`) can refuse to be used
+under another. A context can name itself (``worker_scope(i, context=self)``); otherwise
+the scope takes the context whose :meth:`~pashmap.contexts.BaseContext.map` is running
+(:func:`mapping_context`), which :class:`~pashmap.contexts.BaseContext` records for every
+context built on it.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ __all__ = [
     "current_scope",
     "current_worker_id",
     "in_worker",
+    "map_running",
+    "mapping_context",
     "mark_process_as_worker",
     "set_process_scope",
     "tear_down",
@@ -38,16 +47,24 @@ class WorkerScope:
     A plain class with slots (not a dataclass): a forked worker may create one at its
     start, and every object it touches there costs a page copy.
 
+    Args:
+        worker_id: the worker's id.
+        context: the context whose map the worker runs; by default
+            :func:`mapping_context` (``None`` when it cannot be told).
+
     Attributes:
         worker_id: the worker's id, ``0 <= worker_id < num_workers``.
+        context: the context whose map this worker runs, or ``None`` when unknown
+            (objects bound to a context then skip their check).
         values: per-worker values created in this scope, keyed by their owner.
         teardowns: callbacks to run when the scope ends, last registered first.
     """
 
-    __slots__ = ("teardowns", "values", "worker_id")
+    __slots__ = ("context", "teardowns", "values", "worker_id")
 
-    def __init__(self, worker_id: int) -> None:
+    def __init__(self, worker_id: int, context: Any = None) -> None:
         self.worker_id = worker_id
+        self.context: Any = mapping_context() if context is None else context
         self.values: dict[int, Any] = {}
         self.teardowns: list[Callable[[], None]] = []
 
@@ -56,6 +73,9 @@ class WorkerScope:
 
 
 _local = threading.local()
+# The context whose map() each caller thread is in, by thread ident (see map_running). A
+# process forked by that thread for the map inherits it under the same ident.
+_mapping: dict[int, Any] = {}
 # The threads running inside the worker_scope of a parallel context (their idents). A set
 # rather than a threading.local: in_worker() runs at every map, and an empty set answers
 # without asking for the thread.
@@ -126,6 +146,56 @@ def in_worker() -> bool:
     )
 
 
+def mapping_context() -> Any:
+    """The context whose map is running the calling code, or ``None`` when not known.
+
+    The context recorded by :class:`map_running` for the calling thread (also in a
+    process that this thread forked for the map); else, in another thread (a worker
+    thread the map started), the context whose map is running if only one context's
+    maps are running in this process; else ``None``.
+    """
+    if not _mapping:
+        return None
+    context = _mapping.get(threading.get_ident())
+    if context is not None:
+        return context
+    running = tuple(_mapping.values())
+    first = running[0] if running else None
+    return first if all(other is first for other in running) else None
+
+
+class map_running:  # noqa: N801 - used as a function: ``with map_running(self):``
+    """Record, for the body, that ``context``'s map runs in the calling thread.
+
+    :meth:`BaseContext.map <pashmap.contexts.BaseContext.map>` wraps its call to
+    ``run`` in this, so a context built on :class:`~pashmap.contexts.BaseContext` needs
+    nothing more for :func:`mapping_context` to name it in its workers. Nested maps
+    (asked from inside a worker, see :func:`in_worker`) record nothing: they run in the
+    outer map's workers.
+
+    Args:
+        context: the context whose map runs.
+    """
+
+    __slots__ = ("context", "ident", "previous")
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.ident = 0
+        self.previous: Any = None
+
+    def __enter__(self) -> None:
+        self.ident = threading.get_ident()
+        self.previous = _mapping.get(self.ident)
+        _mapping[self.ident] = self.context
+
+    def __exit__(self, *_: object) -> None:
+        if self.previous is None:
+            _mapping.pop(self.ident, None)
+        else:
+            _mapping[self.ident] = self.previous
+
+
 def mark_process_as_worker() -> None:
     """Record that this process is a worker for the rest of its life (a pool's worker)."""
     global _process_is_worker
@@ -146,6 +216,10 @@ class worker_scope:  # noqa: N801 - used as a function: ``with worker_scope(i):`
             is true inside it and maps started there run serially. ``False`` for a
             context that runs in the caller (:class:`~pashmap.contexts.LocalContext`),
             inside which a map on a parallel context still runs in parallel.
+        context: the context whose map the worker runs (:attr:`WorkerScope.context`);
+            by default :func:`mapping_context`, which names the context for contexts
+            built on :class:`~pashmap.contexts.BaseContext`. Pass it when the scope is
+            entered outside that context's ``map()`` (e.g. by a pool's own thread).
 
     Yields:
         The new :class:`WorkerScope` (``with worker_scope(i) as scope:``).
@@ -153,8 +227,8 @@ class worker_scope:  # noqa: N801 - used as a function: ``with worker_scope(i):`
 
     __slots__ = ("marked", "parallel", "previous", "scope")
 
-    def __init__(self, worker_id: int, *, parallel: bool = True) -> None:
-        self.scope = WorkerScope(worker_id)
+    def __init__(self, worker_id: int, *, parallel: bool = True, context: Any = None) -> None:
+        self.scope = WorkerScope(worker_id, context)
         self.parallel = parallel
         self.marked = False
         self.previous: WorkerScope | None = None

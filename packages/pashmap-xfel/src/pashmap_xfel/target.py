@@ -98,6 +98,7 @@ class ExtraDataTarget:
         "EXtra-data runs and selections (DataCollection), run['SRC'] (SourceData), "
         "run['SRC', 'key'] (KeyData) and multi-module detectors (AGIPD1M, LPD1M, ...)"
     )
+    kernel_arguments: ClassVar[tuple[str, ...]] = ("index", "train_id", "data")
 
     def __init__(
         self,

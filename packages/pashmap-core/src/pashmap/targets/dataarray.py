@@ -36,6 +36,7 @@ class DataArrayTarget:
     """
 
     description: ClassVar[str] = "xarray.DataArray (first dim; DataArrayTarget(a, dim=...))"
+    kernel_arguments: ClassVar[tuple[str, ...]] = ("index", "value")
 
     def __init__(self, data_array: xarray.DataArray, dim: Hashable | None = None) -> None:
         if not _is_data_array(data_array):

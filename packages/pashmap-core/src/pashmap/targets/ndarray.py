@@ -32,6 +32,7 @@ class NdarrayTarget:
     """
 
     description: ClassVar[str] = "numpy.ndarray (first axis; NdarrayTarget(a, axis=k))"
+    kernel_arguments: ClassVar[tuple[str, ...]] = ("index", "value")
 
     def __init__(self, array: NDArray[Any] | Any, axis: SupportsIndex | None = None) -> None:
         array = np.asarray(array)

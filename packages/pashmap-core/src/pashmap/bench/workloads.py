@@ -3,7 +3,7 @@
 Each workload maps a kernel over a target on the *default context* and returns the
 seconds of the part that is measured. Run one in a fresh process with::
 
-    python -m pashmap.workloads WORKLOAD --context processes --workers 2 [--quick]
+    python -m pashmap.bench.workloads WORKLOAD --context processes --workers 2 [--quick]
 
 which prints one JSON line: ``{"workload", "context", "workers", "seconds", "peak_rss_mb",
 ...}``. The compute functions (:func:`busy`) are plain module-level functions so that
@@ -218,7 +218,7 @@ def _peak_rss_mb() -> float:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one workload on one context and print its result as a JSON line."""
-    parser = argparse.ArgumentParser(prog="python -m pashmap.workloads", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m pashmap.bench.workloads", description=__doc__)
     workloads = all_workloads()
     parser.add_argument("workload", choices=sorted(workloads))
     parser.add_argument("--context", default="local", help="context name (default: local)")
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     # Run the imported module's main, so that plugin workloads (which import
-    # pashmap.workloads) are instances of the same Workload class.
-    from pashmap import workloads
+    # pashmap.bench) are instances of the same Workload class.
+    from pashmap.bench import workloads
 
     sys.exit(workloads.main())
