@@ -32,7 +32,6 @@ See :mod:`pashmap_shm.collector` for what the caller makes of the workers' repor
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -66,7 +65,6 @@ R = TypeVar("R")
 _FORK_PER_MAP = "fork per map"
 _POOLED = "pooled"
 _WARM_BLOCK = "warm block"
-_NO_COUNTS: contextlib.nullcontext[None] = contextlib.nullcontext()
 
 
 class ProcessContext(BaseContext):
@@ -228,9 +226,11 @@ class ProcessContext(BaseContext):
             return run_serially(kernel, target, shares, deadline=deadline)
         warn_about_unshared_writes(kernel)
         mode = self._mode()
-        # (The usual map, forked with no progress bar, has no counters to make.)
-        counted = progress or mode != _FORK_PER_MAP
-        with progress_counts(self, target, progress) if counted else _NO_COUNTS as counts:
+        if mode == _FORK_PER_MAP and not progress:
+            # The usual map: no counters to make, and no with block, whose exit after
+            # the fork would touch (copy) pages of its own.
+            return self._run_in(mode, kernel, target, shares, None, deadline)
+        with progress_counts(self, target, progress) as counts:
             return self._run_in(mode, kernel, target, shares, counts, deadline)
 
     def _run_in(
