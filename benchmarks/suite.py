@@ -44,6 +44,11 @@ SKIP = {("pashmap-threads", "uniform"), ("pashmap-threads", "skewed")}
 SKIP |= {(peer, "scaling") for peer in ("mp-pool", "futures", "joblib", "mpire")}
 
 
+# RESULTS.md from the line NOTES on is written by hand (analyses of the tables above);
+# --write regenerates everything before it and keeps the rest.
+NOTES = "<!-- suite.py --write keeps everything from this line on -->"
+
+
 def run_once(impl: str, workload: str, workers: int, quick: bool) -> dict[str, Any]:
     command = [sys.executable, str(HERE / "peers.py"), impl, workload, "--workers", str(workers)]
     if quick:
@@ -100,7 +105,8 @@ def main() -> int:
         "--xfel",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also run xfel_keydata_mean.py (needs pashmap-xfel and pasha)",
+        help="also run xfel_keydata_mean.py, with its read limits and gzip rows "
+        "(needs pashmap-xfel and pasha)",
     )
     args = parser.parse_args()
 
@@ -122,6 +128,7 @@ def main() -> int:
     tables = render(results, args.baselines)
     if args.xfel:
         tables += xfel_section(args.workers, args.quick, args.repeats)
+    tables += code_figures_section(args.workers, args.quick)
     print(tables)
     if args.write:
         command = (
@@ -139,7 +146,10 @@ def main() -> int:
             "Ratios are time / baseline time: below 1.00 is faster than the baseline. "
             "Peak RSS is the calling process's own (workers not included).\n\n"
         )
-        (HERE / "RESULTS.md").write_text(header + tables + kept_sections())
+        results_md = HERE / "RESULTS.md"
+        previous = results_md.read_text() if results_md.exists() else ""
+        notes = previous[previous.index(NOTES) :] if NOTES in previous else ""
+        results_md.write_text(header + tables + ("\n" + notes if notes else ""))
         (HERE / "results.json").write_text(
             json.dumps(
                 {
@@ -155,19 +165,6 @@ def main() -> int:
         )
         print(f"wrote {HERE / 'RESULTS.md'} and {HERE / 'results.json'}", file=sys.stderr)
     return 0
-
-
-# Hand-written sections of RESULTS.md, kept (from their heading to the end) when the
-# suite rewrites the file.
-KEPT_SECTION = "## Figures behind the design"
-
-
-def kept_sections() -> str:
-    """The hand-written end of the current RESULTS.md, if it has one."""
-    path = HERE / "RESULTS.md"
-    text = path.read_text() if path.exists() else ""
-    start = text.find(KEPT_SECTION)
-    return "\n" + text[start:] if start >= 0 else ""
 
 
 def xfel_section(workers: int, quick: bool, repeats: int) -> str:
@@ -186,14 +183,31 @@ def xfel_section(workers: int, quick: bool, repeats: int) -> str:
     done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
     report = done.stdout.strip() if done.returncode == 0 else f"failed: {done.stderr[-500:]}"
     return (
-        "\n## xfel: per-train mean image of an AGIPD module (KeyData) over a mock run\n\n"
+        "\n## xfel: per-train mean image of an AGIPD module (KeyData) over a mock run, "
+        "and the read limit\n\n"
+        "Rows `pashmap-read` (the map with a kernel that only reads), `h5py-read` (the "
+        "KeyData's chunks read by the same number of processes with h5py, no compute: the "
+        "limit), `cat` (the page-cache copy of the file), `mean-only` (the kernel on trains "
+        "already in memory) and the `+gzip` rows (a gzip copy of the run, same chunks) "
+        "measure pashmap against the limit of the machine (issue 15).\n\n"
         f"`python benchmarks/xfel_keydata_mean.py --workers {workers} --repeats {repeats} "
         "--threads`\n\n```\n" + report + "\n```\n"
     )
 
 
+def code_figures_section(workers: int, quick: bool) -> str:
+    """Measure what the code's docstrings say in words (code_figures.py): its report."""
+    command = [sys.executable, str(HERE / "code_figures.py"), "--workers", str(workers)]
+    if quick:
+        command.append("--quick")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        return f"\n## Figures the code leans on\n\nfailed: {done.stderr[-500:]}\n"
+    return done.stdout
+
+
 def render(results: dict[str, dict[str, list[dict[str, Any]]]], baselines: list[str]) -> str:
-    from pashmap.bench import WORKLOADS as DESCRIPTIONS
+    from pashmap.bench.workloads import WORKLOADS as DESCRIPTIONS
 
     out = []
     for workload, by_impl in results.items():

@@ -29,6 +29,10 @@ def test_package_builds_alone_with_py_typed(package: Path, tmp_path: Path) -> No
     assert f"{import_name}/__init__.py" in names
     assert not any(n.startswith(("tests/", "src/")) for n in names)
     assert any(n.endswith("licenses/LICENSE") for n in names)
+    (metadata_name,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    metadata = zipfile.ZipFile(wheel).read(metadata_name).decode()
+    assert "Project-URL: Homepage, https://pypi.org/project/" in metadata
+    assert "License-Expression: BSD-3-Clause" in metadata
 
 
 @pytest.mark.slow

@@ -130,3 +130,17 @@ def test_oversized_allocation_says_how_much() -> None:
         pm.LocalContext().array((2**20, 2**20, 16))
     with pytest.raises(MemoryError, match="cannot allocate"):
         pm.LocalContext().array((2**40, 2**40))
+
+
+@pytest.mark.parametrize("order", ["A", "K"])
+def test_like_helpers_take_numpys_prototype_orders(order: str) -> None:
+    column_major = np.asfortranarray(np.ones((3, 4)))
+    row_major = np.ones((3, 4))
+    for helper in (pm.empty_like, pm.zeros_like, pm.ones_like):
+        assert helper(column_major, order=order).flags.f_contiguous  # type: ignore[arg-type]
+        assert helper(row_major, order=order).flags.c_contiguous  # type: ignore[arg-type]
+    full = pm.full_like(column_major, 7, order=order)  # type: ignore[arg-type]
+    assert full.flags.f_contiguous
+    assert (full == 7).all()
+    with pytest.raises(ValueError, match="'A'/'K'"):
+        pm.zeros_like(row_major, order="X")  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pashmap.bench import WORKLOADS, Sizes
+from pashmap.bench.workloads import WORKLOADS, Sizes
 from pashmap.cli import main
 
 
@@ -80,3 +80,41 @@ def test_every_workload_computes_right_results_locally(workload: str) -> None:
     )
     result = WORKLOADS[workload].run(tiny)  # raises RuntimeError on a wrong result
     assert result["seconds"] > 0
+
+
+def test_bench_prints_each_row_as_it_is_measured_with_progress_on_stderr() -> None:
+    """The first workload's rows are out before the second workload starts."""
+    arguments = "bench --quick --workloads latency overhead --contexts local threads --workers 2"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pashmap", *arguments.split()],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("latency    threads"):
+            break
+    stderr_so_far = []
+    for line in process.stderr:  # the progress lines written so far, and the rest
+        stderr_so_far.append(line)
+        if "[3/4]" in line:
+            break
+    assert any(line.startswith("latency    local") for line in lines)
+    assert "[1/4] latency on local" in "".join(stderr_so_far)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert "overhead   threads" in out
+    assert "latency: threads slower than serial" in out  # the reason, in words
+
+
+@pytest.mark.parametrize(
+    ("ratio", "shown"), [(1.0, "1.00x"), (0.73, "0.73x"), (0.0014, "0.0014x"), (2.5, "2.50x")]
+)
+def test_small_ratios_stay_readable(ratio: float, shown: str) -> None:
+    from pashmap.bench.command import format_ratio
+
+    assert format_ratio(ratio) == shown

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+import pashmap as pm
 from pashmap.cli import main, quick_guide
 
 
@@ -38,11 +39,41 @@ def test_usage_errors_exit_2_with_help() -> None:
     assert "--size" in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        (["demo", "--size", "-5"], "argument --size: must be at least 1, got -5"),
+        (["demo", "--workers", "0"], "argument --workers: must be at least 1, got 0"),
+        (["demo", "--size", "many"], "argument --size: expected a whole number"),
+        (["demo", "--sizee", "10"], "unrecognized arguments: --sizee 10"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_work(
+    arguments: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(arguments)
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no header, no local demo run first
+    assert captured.err.startswith("usage: pashmap demo")  # the command's own usage
+    assert f"pashmap demo: error: {says}" in captured.err
+
+
 def test_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--size", "-5"]) == 1
+    pm.set_default_context("local")
+    assert main(["info"]) == 0
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("pashmap.cli._info", _fail)
+        assert main(["info"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("pashmap: error:")
     assert len(err.strip().splitlines()) == 1
+
+
+def _fail(args: object) -> int:
+    raise ValueError("something went wrong")
 
 
 def test_demo_checks_every_element_of_the_quick_guide() -> None:

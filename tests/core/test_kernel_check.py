@@ -84,3 +84,17 @@ def test_arguments_bound_by_keyword_are_understood() -> None:
     assert out.tolist() == [1.0, 2.0, 3.0]
     with pytest.raises(TypeError, match="cannot be called as"):
         pm.map(functools.partial(write_into, value=1.0, out=out), [1.0])
+
+
+def test_generator_and_async_kernels_are_refused_before_the_map(context_name: str) -> None:
+    def generates(worker_id: int, index: int, value: int) -> Any:
+        yield value
+
+    async def waits(worker_id: int, index: int, value: int) -> int:
+        return value
+
+    with pm.use_context(context_name):
+        with pytest.raises(TypeError, match="generator function"):
+            pm.map(generates, [1, 2])
+        with pytest.raises(TypeError, match="async function"):
+            pm.map(waits, [1, 2])

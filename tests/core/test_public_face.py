@@ -16,7 +16,7 @@ PACKAGES = Path(__file__).parents[2] / "packages"
 PUBLIC_CORE = {"pashmap", "pashmap.contexts", "pashmap.targets", "pashmap.testing"}
 # A plugin's benchmark module (its workloads for `pashmap bench`) may use the bench kit too;
 # its runtime modules may not.
-PUBLIC_BENCH = {"pashmap.bench"}
+PUBLIC_BENCH = {"pashmap.bench.workloads"}
 # The command hands `pashmap bench` to pashmap.bench lazily (test_cli: info and demo don't).
 CLI = PACKAGES / "pashmap-core" / "src" / "pashmap" / "cli.py"
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import pashmap as pm
+import pashmap.targets
 from pashmap import registry
 
 pytestmark = pytest.mark.usefixtures("clean_registry")
@@ -329,3 +330,55 @@ def test_a_plugin_installed_after_a_map_over_a_list_is_still_asked(install_plugi
     _install_list_plugin(install_plugin, "lists_later")
     with pytest.raises(TypeError, match="several targets accept it"):
         pm.map(lambda w, i, v: v, [1, 2])
+
+
+def test_a_type_registered_at_run_time_is_mapped_over() -> None:
+    class Frames:
+        def __init__(self, *values: float) -> None:
+            self.values = values
+
+    unregister = pm.register_target(Frames, lambda frames: pm.NdarrayTarget(frames.values))
+    try:
+        assert pm.map(lambda w, i, v: 2 * v, Frames(1.0, 2.0)) == [2.0, 4.0]
+    finally:
+        unregister()
+    with pytest.raises(TypeError, match="cannot map over"):
+        pm.map(lambda w, i, v: v, Frames(1.0))
+
+
+def test_a_registration_for_a_builtin_type_wins_and_a_predicate_works() -> None:
+    unregister = pm.register_target(
+        lambda obj: isinstance(obj, list) and obj[:1] == ["reversed"],
+        lambda obj: pm.targets.SequenceTarget(obj[::-1]),
+    )
+    try:
+        assert pm.map(lambda w, i, v: v, ["reversed", "b"]) == ["b", "reversed"]
+        assert pm.map(lambda w, i, v: v, ["a", "b"]) == ["a", "b"]
+    finally:
+        unregister()
+    assert pm.map(lambda w, i, v: v, ["reversed", "b"]) == ["reversed", "b"]
+
+
+def test_register_target_checks_its_arguments() -> None:
+    with pytest.raises(TypeError, match="a type or a predicate"):
+        pm.register_target(3, lambda obj: obj)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="callable factory"):
+        pm.register_target(int, None)  # type: ignore[arg-type]
+    unregister = pm.register_target(int, lambda obj: obj)
+    try:
+        with pytest.raises(TypeError, match="must return a MapTarget"):
+            pm.map(lambda w, i, v: v, 5)
+    finally:
+        unregister()
+
+
+def test_a_dataframe_gets_dataframe_advice_in_short_lines() -> None:
+    pandas = pytest.importorskip("pandas")
+    with pytest.raises(TypeError) as info:
+        pm.map(lambda w, i, v: v, pandas.DataFrame({"a": [1, 2]}))
+    message = str(info.value)
+    assert "df.to_numpy()" in message
+    assert "df.itertuples()" in message
+    assert "list(obj)" not in message  # which would give the column names
+    assert max(len(line) for line in message.splitlines()) < 420
+    assert message.splitlines()[0] == "cannot map over an object of type pandas.DataFrame."

@@ -10,6 +10,7 @@ import pytest
 
 import pashmap as pm
 import pashmap.contexts
+from pashmap.targets import GuidedTarget, RangeShares, qualified_name
 
 
 @pytest.mark.parametrize(
@@ -94,6 +95,42 @@ def test_builtin_targets_are_guided_targets() -> None:
 
     assert isinstance(Plain(), pm.MapTarget)
     assert not isinstance(Plain(), pm.GuidedTarget)
+
+
+class LinesTarget(RangeShares):
+    """The example of RangeShares's docstring, on a list of lines."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def iterate(self, share: range) -> Iterator[tuple[int, str]]:
+        for index in share:
+            yield index, self.lines[index]
+
+
+def test_range_shares_make_a_guided_target_from_len_and_iterate() -> None:
+    target = LinesTarget(["a", "b", "c", "d", "e"])
+    assert isinstance(target, GuidedTarget)
+    assert target.split(2) == [range(3), range(3, 5)]
+    assert target.split(9) == [range(i, i + 1) for i in range(5)]
+    assert target.split_sizes([1, 4]) == [range(1), range(1, 5)]
+    with pytest.raises(ValueError, match="at least 1"):
+        target.split(0)
+    with pytest.raises(ValueError, match="add up to 4, not to the 5"):
+        target.split_sizes([2, 2])
+    assert pm.map(lambda w, i, line: line.upper(), target) == ["A", "B", "C", "D", "E"]
+    with pytest.raises(TypeError, match="abstract"):
+        type("NoLength", (RangeShares,), {})()  # without __len__ there is nothing to split
+
+
+def test_builtin_targets_share_the_range_shares_split() -> None:
+    for target_type in (pm.SequenceTarget, pm.NdarrayTarget, pm.DataArrayTarget):
+        assert issubclass(target_type, RangeShares)
+        assert "split" not in vars(target_type)
+        assert "split_sizes" not in vars(target_type)
 
 
 def test_ranges_of_sizes_cover_everything_in_order() -> None:
@@ -191,3 +228,9 @@ def test_a_kernel_type_error_is_not_blamed_on_the_target(context_name: str) -> N
             context.map(raises, WordsTarget("a b"))
         with pytest.raises(TypeError, match="positional argument"):
             context.map(takes_two, WordsTarget("a b"))
+
+
+def test_qualified_name_names_types_as_the_error_messages_do() -> None:
+    assert qualified_name(int) == "int"
+    assert qualified_name(LinesTarget) == f"{__name__}.LinesTarget"
+    assert qualified_name(np.ndarray) == "numpy.ndarray"

@@ -3,16 +3,22 @@
 For each page under ``docs/``, its Python blocks are written to files in a temporary
 directory and executed in order, in one fresh interpreter per page (so the blocks of a
 page share their variables, as a reader running them one after another would), with that
-directory as the working directory and warnings turned into errors.
+directory as the working directory and warnings turned into errors. Each page runs
+twice, in the same directory: a reader who runs an example again (or re-runs a notebook
+cell) must not trip over what the first run left behind, such as a directory it made.
 
 A page declares what it needs beyond pashmap-core in an HTML comment, which skips the
 page when a module is missing::
 
     <!-- docs-test: requires pashmap_shm extra_data -->
 
-A block is left out when the line before its fence is ``<!-- no-test -->`` (for code that
-needs the facility, e.g. ``open_run(proposal=...)``), or when its fence says
-``python skip``. Use either sparingly: an example that is not run is an example that rots.
+A block is left out when its first line is a comment starting with ``# Sketch`` (for
+code that needs the facility, e.g. ``open_run(proposal=...)``, or names of the reader's
+own): the reader sees that it does not run as written. The older markers, the line
+``<!-- no-test -->`` before the fence or a fence saying ``python skip``, are invisible on
+the page, so a block they leave out must carry the ``# Sketch`` line too
+(``test_blocks_not_run_are_marked_as_sketches``). Use sketches sparingly: an example that
+is not run is an example that rots.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 _FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})(?P<info>[^\n`]*)$")
 _REQUIRES = re.compile(r"<!--\s*docs-test:\s*requires\s+(?P<modules>[\w. ]+?)\s*-->")
 _NO_TEST = "<!-- no-test -->"
+_SKETCH = re.compile(r"^#\s*sketch\b", re.IGNORECASE)
 
 # Runs the blocks of one page in the namespace of __main__, so that functions and classes
 # they define are importable (and picklable) by their module name, as in a script.
@@ -62,10 +69,20 @@ class Block:
 
     line: int
     code: str
+    skipped: bool = False
+
+    @property
+    def sketch(self) -> bool:
+        """Whether the block says, visibly, that it is a sketch (its first line)."""
+        first = self.code.lstrip("\n").split("\n", 1)[0]
+        return _SKETCH.match(first.strip()) is not None
 
 
-def python_blocks(text: str) -> list[Block]:
-    """The ```python blocks of a Markdown page that are to be run, in order."""
+def python_blocks(text: str, *, every: bool = False) -> list[Block]:
+    """The ```python blocks of a Markdown page that are to be run, in order.
+
+    With ``every``, the blocks that are left out too, flagged ``skipped``.
+    """
     blocks: list[Block] = []
     lines = text.splitlines()
     i = 0
@@ -87,8 +104,11 @@ def python_blocks(text: str) -> list[Block]:
         i += 1
         language = words[0].lstrip(".").lower() if words else ""
         skipped = "skip" in words[1:] or (start > 0 and lines[start - 1].strip() == _NO_TEST)
-        if language in ("python", "py") and not skipped:
-            blocks.append(Block(start + 1, "\n".join(body) + "\n"))
+        if language in ("python", "py"):
+            block = Block(start + 1, "\n".join(body) + "\n", skipped)
+            block.skipped = skipped or block.sketch
+            if every or not block.skipped:
+                blocks.append(block)
     return blocks
 
 
@@ -98,7 +118,8 @@ def required_modules(text: str) -> list[str]:
 
 
 # The pages with examples (API pages have none).
-PAGES = [page for page in sorted(DOCS.rglob("*.md")) if python_blocks(page.read_text())]
+ALL_PAGES = sorted(DOCS.rglob("*.md"))
+PAGES = [page for page in ALL_PAGES if python_blocks(page.read_text())]
 
 
 def test_pages_are_found() -> None:
@@ -106,18 +127,16 @@ def test_pages_are_found() -> None:
     assert len(PAGES) >= 5
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(DOCS)) for p in PAGES])
-def test_page_examples_run(page: Path, tmp_path: Path) -> None:
-    text = page.read_text()
-    blocks = python_blocks(text)
-    for module in required_modules(text):
-        if importlib.util.find_spec(module) is None:
-            pytest.skip(f"the examples of this page need {module}")
+def run_blocks_twice(blocks: list[Block], name: str, tmp_path: Path) -> None:
+    """Run ``blocks`` in order as one script, twice, in one working directory.
+
+    ``name`` says where they come from (``docs/xfel.md``, ``README.md``) in failures.
+    """
     records = []
     for number, block in enumerate(blocks, 1):
-        path = tmp_path / f"{page.stem}_block{number:02}.py"
+        path = tmp_path / f"{Path(name).stem}_block{number:02}.py"
         path.write_text(block.code)
-        where = f"docs/{page.relative_to(DOCS)}, block {number} (line {block.line})"
+        where = f"{name}, block {number} (line {block.line})"
         records.append({"path": str(path), "where": where})
     (tmp_path / "blocks.json").write_text(json.dumps(records))
     driver = tmp_path / "run_blocks.py"
@@ -125,17 +144,42 @@ def test_page_examples_run(page: Path, tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
     env = {**os.environ, "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg"}
-    done = subprocess.run(
-        [sys.executable, "-W", "error", str(driver), str(tmp_path / "blocks.json")],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=110,
-    )
-    assert done.returncode == 0, (
-        f"examples of docs/{page.relative_to(DOCS)} failed\n"
-        f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+    for run in ("first", "second"):
+        done = subprocess.run(
+            [sys.executable, "-W", "error", str(driver), str(tmp_path / "blocks.json")],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=110,
+        )
+        assert done.returncode == 0, (
+            f"examples of {name} failed on the {run} run (in the same directory as the "
+            f"first)\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+        )
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(DOCS)) for p in PAGES])
+def test_page_examples_run_twice(page: Path, tmp_path: Path) -> None:
+    text = page.read_text()
+    for module in required_modules(text):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"the examples of this page need {module}")
+    run_blocks_twice(python_blocks(text), f"docs/{page.relative_to(DOCS)}", tmp_path)
+
+
+@pytest.mark.parametrize("page", ALL_PAGES, ids=[str(p.relative_to(DOCS)) for p in ALL_PAGES])
+def test_blocks_not_run_are_marked_as_sketches(page: Path) -> None:
+    """A block the tests leave out says so on the page: its first line is ``# Sketch``."""
+    hidden = [
+        block.line
+        for block in python_blocks(page.read_text(), every=True)
+        if block.skipped and not block.sketch
+    ]
+    assert not hidden, (
+        f"docs/{page.relative_to(DOCS)}: the python blocks at lines {hidden} are not run "
+        "(<!-- no-test --> or 'python skip') but do not say so: start them with a "
+        "'# Sketch: ...' comment"
     )
 
 
@@ -153,6 +197,10 @@ def test_block_parsing() -> None:
             "```python skip",
             "raise SystemExit",
             "```",
+            "```python",
+            "# Sketch: needs your own detector",
+            "frames = open_detector()",
+            "```",
             "```bash",
             "echo no",
             "```",
@@ -164,3 +212,21 @@ def test_block_parsing() -> None:
     )
     assert [b.code for b in python_blocks(text)] == ["a = 1\n", "b = a + 1\n"]
     assert required_modules(text) == ["pashmap_shm", "extra_data"]
+
+
+def test_sketch_marker() -> None:
+    text = "\n".join(
+        [
+            "<!-- no-test -->",
+            "```python",
+            "# Sketch: at the facility",
+            "run = open_run(proposal=1)",
+            "```",
+            "```python skip",
+            "raise SystemExit",
+            "```",
+        ]
+    )
+    assert python_blocks(text) == []
+    blocks = python_blocks(text, every=True)
+    assert [(b.skipped, b.sketch) for b in blocks] == [(True, True), (True, False)]

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -92,3 +93,111 @@ def test_results_of_the_peer_suite(figures: ModuleType, tmp_path: Path) -> None:
     assert "Versions: pasha 0.1.2." in rendered.markdown
     assert set(rendered.images) == {"speedup.png", "scaling.png"}
     assert "(figures/scaling.png)" in rendered.markdown
+
+
+def _suite_results(path: Path) -> Path:
+    """A peer-suite file shaped like the real one: overhead rows that carry a per-element
+    cost too, threads left out of the pure-Python workloads, peers far below 1x."""
+    overhead = {"1000000": 170.0}
+    scaling = {"10000": 900.0, "100000": 150.0, "1000000": 90.0}
+
+    def run(seconds: float, per_element: dict[str, float] | None = None) -> list[Any]:
+        entry: dict[str, Any] = {"seconds": seconds, "workers": 2}
+        if per_element is not None:
+            entry["ns_per_element"] = per_element
+        return [entry]
+
+    peers = ["pasha", "mp-pool", "futures", "joblib", "mpire"]
+    path.write_text(
+        json.dumps(
+            {
+                "workers": 2,
+                "results": {
+                    "overhead": {
+                        "serial": run(0.17, overhead),
+                        "pashmap-threads": run(0.2),
+                        "pashmap-processes": run(0.1),
+                        **{peer: run(3.0 + k, overhead) for k, peer in enumerate(peers)},
+                    },
+                    "uniform": {
+                        "serial": run(1.5),
+                        "pashmap-processes": run(0.8),
+                        **{peer: run(0.9) for peer in peers},
+                    },
+                    "scaling": {
+                        name: run(1.0, scaling)
+                        for name in ["serial", "pashmap-local", "pashmap-threads", "pasha"]
+                    },
+                },
+            }
+        )
+    )
+    return path
+
+
+def test_scaling_figure_has_one_series_per_implementation(
+    figures: ModuleType, tmp_path: Path
+) -> None:
+    """Only the scaling workload's curves: serial and pasha once each (issue 14)."""
+    data = figures.load(_suite_results(tmp_path / "results.json"))
+    labels = [label for label, _ in figures.scaling_series(data)]
+    assert [label.split()[0] for label in labels] == [
+        "serial",
+        "pashmap-local",
+        "pashmap-threads",
+        "pasha",
+    ]
+    assert len(set(labels)) == len(labels)
+
+
+def test_every_series_has_its_own_colour_and_marker(figures: ModuleType) -> None:
+    labels = [f"implementation {k}" for k in range(16)]
+    style = figures.styles(labels)
+    assert len({colour for colour, _ in style.values()}) == 16  # more than the 10 of tab10
+    assert len(set(style.values())) == 16
+    again = figures.styles(labels[:3])
+    assert all(again[label] == style[label] for label in labels[:3])  # same in both figures
+
+
+def test_figures_have_captions(figures: ModuleType, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    rendered = figures.render(_suite_results(tmp_path / "results.json"))
+    assert set(rendered.images) == {"speedup.png", "scaling.png"}
+    for name in rendered.images:
+        figure = rendered.markdown[rendered.markdown.index(f"(figures/{name})") :]
+        caption = figure[: figure.index("</figure>")]
+        assert "<figcaption>" in caption
+        assert len(caption) > 80
+
+
+def test_blank_cells_are_explained(figures: ModuleType, tmp_path: Path) -> None:
+    rendered = figures.render(_suite_results(tmp_path / "results.json"))
+    threads = next(
+        line for line in rendered.markdown.splitlines() if line.startswith("| pashmap-threads")
+    )
+    assert "| — (1) |" in threads  # uniform: not run
+    assert "(1) not run: a pure-Python kernel holds the GIL" in rendered.markdown
+
+
+def test_small_speedups_are_drawn_and_readable(figures: ModuleType, tmp_path: Path) -> None:
+    """Peers at 0.02-0.06x: bars on a log scale from 1x, labelled with their value."""
+    data = figures.load(_suite_results(tmp_path / "results.json"))
+    small = [s for w, _, s in figures.speedup_bars(data) if s < 0.1]
+    assert small  # the peers' overhead bars are in the figure
+    assert figures._ratio(0.0234) == "0.023x"
+    assert figures._ratio(0.0014) == "0.0014x"
+    assert "0.057x" in figures.table(data)  # 0.17 s / 3 s, not '0.06x' or '<0.01x'
+
+
+def test_the_real_results_render(figures: ModuleType) -> None:
+    """benchmarks/results.json, as the site shows it: no repeated series, captions."""
+    pytest.importorskip("matplotlib")
+    data = figures.load()
+    if data is None:
+        pytest.skip("no benchmarks/results.json")
+    labels = [label for label, _ in figures.scaling_series(data)]
+    assert len(labels) == len(set(labels))
+    style = figures.styles(labels)
+    assert len({colour for colour, _ in style.values()}) == len(labels)
+    rendered = figures.render()
+    assert rendered.markdown.count("<figcaption>") == len(rendered.images)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -34,6 +35,16 @@ def context(kind: str, num_workers: int) -> Iterator[BaseContext]:
     """A context of each kind with 1, 2 and 4 workers."""
     with KINDS[kind](num_workers) as ctx:
         yield ctx
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 60.0) -> bool:
+    """Poll ``condition`` until it holds; False after ``seconds`` (only a hang gets there)."""
+    give_up = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > give_up:
+            return False
+        time.sleep(0.001)
+    return True
 
 
 def shared_mappings() -> int:
@@ -79,3 +90,20 @@ def no_leaks() -> Iterator[None]:
     yield
     after = resources()
     assert after == before
+
+
+@pytest.fixture(scope="module")
+def pool_helper_processes() -> Iterator[None]:
+    """Run multiprocessing's long-lived helpers (fork server, resource tracker) for one
+    module only, stopped at its end: other modules count child processes and must not
+    see them. Use with ``pytestmark = pytest.mark.usefixtures("pool_helper_processes")``."""
+    import multiprocessing
+    import multiprocessing.forkserver
+    from multiprocessing import resource_tracker
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(["pashmap_shm.worker"])
+    multiprocessing.forkserver.ensure_running()
+    resource_tracker.ensure_running()
+    yield
+    multiprocessing.forkserver._forkserver._stop()  # type: ignore[attr-defined]
+    resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]

@@ -6,13 +6,14 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from pashmap.contexts import BaseContext
 from pashmap_shm import KernelError, ProcessContext, RemoteTraceback, ThreadContext
+
+from .conftest import wait_until
 
 
 class CustomError(Exception):
@@ -59,16 +60,6 @@ def test_thread_traceback_is_the_original_one() -> None:
     with ThreadContext(2) as ctx, pytest.raises(CustomError) as info:
         ctx.map(fail_at_7, range(20))
     assert any(entry.name == "fail_at_7" for entry in info.traceback)
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 60.0) -> bool:
-    """Poll ``condition`` until it holds; False after ``seconds`` (only a hang gets there)."""
-    give_up = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > give_up:
-            return False
-        time.sleep(0.001)
-    return True
 
 
 @pytest.mark.parametrize("kind", [ThreadContext, ProcessContext])

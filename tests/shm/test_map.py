@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -12,6 +11,8 @@ import pytest
 import pashmap as pm
 from pashmap.contexts import SHARES_PER_WORKER, BaseContext
 from pashmap_shm import ProcessContext, ThreadContext
+
+from .conftest import wait_until
 
 
 def test_every_index_exactly_once(context: BaseContext) -> None:
@@ -44,16 +45,6 @@ def test_mixed_none_and_values(context: BaseContext) -> None:
 
 def test_empty_target(context: BaseContext) -> None:
     assert context.map(lambda wid, i, v: 1 / 0, []) == []
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 60.0) -> bool:
-    """Poll ``condition`` until it holds; False after ``seconds`` (only a hang gets there)."""
-    give_up = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > give_up:
-            return False
-        time.sleep(0.001)
-    return True
 
 
 @pytest.mark.parametrize("kind", [ThreadContext, ProcessContext])

@@ -50,15 +50,6 @@ def helper_processes() -> Iterator[None]:
     resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
 
 
-@pytest.fixture
-def no_leaks() -> Iterator[None]:
-    """Like conftest's, for pooled contexts."""
-    before = resources()
-    yield
-    after = resources()
-    assert after == before
-
-
 @pytest.fixture(params=POOLED)
 def ctx(request: pytest.FixtureRequest) -> Iterator[ProcessContext]:
     """A pooled process context of 2 workers, closed after the test."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 import warnings
 
 import numpy as np
@@ -64,6 +65,113 @@ def test_write_forms_are_recognised(statement: str) -> None:
     linecache.cache[path] = (len(source), None, source.splitlines(True), path)
     exec(compile(source, path, "exec"), namespace)
     assert unshared_written_arrays(namespace["kernel"]) == ["out"]  # type: ignore[arg-type]
+
+
+def _kernel_from_source(body: str, namespace: dict[str, object]) -> object:
+    """``def kernel(wid, i, v):`` with ``body``, compiled with its source findable."""
+    import linecache
+
+    source = "def kernel(wid, i, v):\n" + textwrap.indent(body, "    ") + "\n"
+    path = f"<kernel {body}>"
+    linecache.cache[path] = (len(source), None, source.splitlines(True), path)
+    exec(compile(source, path, "exec"), namespace)
+    return namespace["kernel"]
+
+
+@pytest.mark.parametrize(
+    ("body", "names"),
+    [
+        # entries of a dict or list held by a global or closure variable
+        ("arrays['out'][i] = v", ["arrays['out']"]),
+        ("arrays['out'][i] += v", ["arrays['out']"]),
+        ("arrays['out'] += v", ["arrays['out']"]),
+        ("arrays['out'].fill(v)", ["arrays['out']"]),
+        ("np.copyto(arrays['out'], v)", ["arrays['out']"]),
+        ("np.multiply(v, 2, out=arrays['out'])", ["arrays['out']"]),
+        ("outs[1][i] = v", ["outs[1]"]),
+        ("outs[i % 2][i] = v", ["outs[0]", "outs[1]"]),  # any entry it may be
+        ("nested['a']['b'][i] = v", ["nested['a']['b']"]),
+        # local aliases of a global, a closure variable, an attribute or an entry
+        ("o = out\no[i] = v", ["out"]),
+        ("o = out\no += v", ["out"]),
+        ("o = out\np = o\np.fill(v)", ["out"]),
+        ("o = out\nnp.multiply(v, 2, out=o)", ["out"]),
+        ("o = holder.out\no[i] = v", ["holder.out"]),
+        ("o = arrays['out']\no[i] = v", ["arrays['out']"]),
+        ("o: np.ndarray = out\no[i] = v", ["out"]),
+        ("o = out if v else other\no[i] = v", ["other", "out"]),
+        # tuple unpacking of them
+        ("a, b = shared, out\nb[i] = v", ["out"]),
+        ("a, b = outs\nb[i] = v", ["outs[1]"]),
+        ("first, *rest = outs\nrest[0][i] = v", ["outs[0]", "outs[1]"]),
+        # loops over them
+        ("for o in outs:\n    o[i] = v", ["outs[0]", "outs[1]"]),
+        ("for o in (shared, out):\n    o[i] = v", ["out"]),
+        ("for key, o in arrays.items():\n    o[i] = v", ["arrays['out']"]),
+        ("for o in arrays.values():\n    o[i] = v", ["arrays['out']"]),
+        ("for k, o in enumerate(outs):\n    o[i] = v", ["outs[0]", "outs[1]"]),
+    ],
+)
+def test_aliased_write_forms_are_recognised(body: str, names: list[str]) -> None:
+    # Before: none of these was seen, and the writes were lost without a warning.
+    import types
+
+    namespace: dict[str, object] = {
+        "np": np,
+        "out": np.zeros(4),
+        "other": np.zeros(4),
+        "shared": ProcessContext(2).zeros(4),
+        "arrays": {"out": np.zeros(4), "shared": ProcessContext(2).zeros(4)},
+        "outs": [np.zeros(4), np.zeros(4)],
+        "nested": {"a": {"b": np.zeros(4)}},
+        "holder": types.SimpleNamespace(out=np.zeros(4)),
+    }
+    kernel = _kernel_from_source(body, namespace)
+    assert unshared_written_arrays(kernel) == names  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "arrays['shared'][i] = v",
+        "o = shared\no[i] = v",
+        "o = np.zeros(4)\no[i] = v",  # a local array: nothing to share
+        "o = out\no = np.zeros(4)\nx = o",  # re-bound, never written
+        "a, b = out, shared\nb[i] = v",
+        "o = out[i]\nv = o",  # read only
+    ],
+)
+def test_aliases_of_shared_or_unwritten_arrays_are_not_flagged(body: str) -> None:
+    namespace: dict[str, object] = {
+        "np": np,
+        "out": np.zeros(4),
+        "shared": ProcessContext(2).zeros(4),
+        "arrays": {"shared": ProcessContext(2).zeros(4)},
+    }
+    kernel = _kernel_from_source(body, namespace)
+    assert unshared_written_arrays(kernel) == []  # type: ignore[arg-type]
+
+
+def test_warns_for_a_write_through_a_dict_entry_of_a_closure() -> None:
+    arrays = {"out": np.zeros(5)}
+
+    def kernel(worker_id: int, index: int, value: int) -> None:
+        arrays["out"][index] = value
+
+    with pytest.warns(NotSharedWarning, match=r"writes to \"arrays\['out'\]\""):
+        ProcessContext(2).map(kernel, range(5))
+    assert not arrays["out"].any()  # the pitfall: the writes are lost
+
+
+def test_warns_for_a_write_through_a_local_alias() -> None:
+    out = np.zeros(5)
+
+    def kernel(worker_id: int, index: int, value: int) -> None:
+        o = out
+        o[index] = value
+
+    with pytest.warns(NotSharedWarning, match="'out'"):
+        ProcessContext(2).map(kernel, range(5))
 
 
 def test_no_warning_for_shared_or_read_only_or_local_arrays() -> None:

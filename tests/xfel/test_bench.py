@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import pashmap as pm
-from pashmap.bench import Sizes, all_workloads
+from pashmap.bench.workloads import Sizes, all_workloads
 from pashmap_xfel.bench import XFEL_WORKLOAD, mean_images, serial_mean_images
 from pashmap_xfel.demo import AGIPD, write_demo_run
 

@@ -74,6 +74,25 @@ def test_other_extra_data_objects_get_a_message_saying_what_to_map_over(agipd_ru
 
 
 @pytest.mark.parametrize(
+    "make",
+    [
+        lambda run: run.trains(),
+        lambda run: run.select(AGIPD_SOURCE.format(0), "image.data").trains(),
+        lambda run: run[AGIPD_SOURCE.format(0), "image.data"].trains(),
+        lambda run: AGIPD1M(run, raw=True).trains(),
+    ],
+    ids=["run", "selection", "key", "detector"],
+)
+def test_a_trains_iterator_gets_told_to_map_over_the_run_itself(agipd_run: Any, make: Any) -> None:
+    # Before: "map over list(obj)", which would read the whole run into memory.
+    with pytest.raises(TypeError) as info:
+        pm.map(lambda *args: None, make(agipd_run))
+    message = str(info.value)
+    assert "map over the run (or the selection) itself" in message
+    assert "map over list(obj)" not in message
+
+
+@pytest.mark.parametrize(
     ("make", "option", "allowed"),
     [
         (

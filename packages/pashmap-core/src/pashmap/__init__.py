@@ -1,18 +1,20 @@
 """pashmap: parallel map with shared-memory, zero-copy outputs.
 
 Apply a kernel to every element of a collection, in the caller, in threads or in forked
-processes, with the results written straight into arrays shared with the caller::
+processes, with the results written straight into arrays shared with the caller:
 
-    import numpy as np
-    import pashmap as pm
+```python
+import numpy as np
+import pashmap as pm
 
-    inp = np.random.rand(100)
-    outp = pm.array(100)
+inp = np.random.rand(100)
+outp = pm.array(100)
 
-    def triple_it(worker_id, index, value):
-        outp[index] = 3 * value
+def triple_it(worker_id, index, value):
+    outp[index] = 3 * value
 
-    pm.map(triple_it, inp)
+pm.map(triple_it, inp)
+```
 
 This module is the user's API: ``map``, ``array`` and the numpy-style helpers, the
 default context (chosen by name), the options, :class:`Accumulator`, :class:`PerWorker`,
@@ -58,6 +60,7 @@ from pashmap.errors import (
 )
 from pashmap.options import get_default_options, set_default_options
 from pashmap.per_worker import PerWorker
+from pashmap.registry import register_target
 from pashmap.target import MapTarget
 from pashmap.targets.dataarray import DataArrayTarget
 from pashmap.targets.ndarray import NdarrayTarget
@@ -91,6 +94,7 @@ __all__ = [
     "map",
     "ones",
     "ones_like",
+    "register_target",
     "set_default_context",
     "set_default_options",
     "use_context",

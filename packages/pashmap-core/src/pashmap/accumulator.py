@@ -2,15 +2,17 @@
 
 The common "sum over all trains" or "histogram of everything" pattern: each worker adds
 into its own slice, so no two workers ever write the same memory, and the slices are
-reduced when the result is read::
+reduced when the result is read:
 
-    total = pm.Accumulator(image_shape)                 # sum by default
+```python
+total = pm.Accumulator(image_shape)                 # sum by default
 
-    def kernel(worker_id, index, train_id, data):
-        total.local += data["SPB_DET_AGIPD1M-1/DET/0CH0:xtdf"]["image.data"].sum(axis=0)
+def kernel(worker_id, index, train_id, data):
+    total.local += data["SPB_DET_AGIPD1M-1/DET/0CH0:xtdf"]["image.data"].sum(axis=0)
 
-    pm.map(kernel, run)
-    image_sum = total.result()
+pm.map(kernel, run)
+image_sum = total.result()
+```
 """
 
 from __future__ import annotations

@@ -19,15 +19,19 @@ from pashmap.machine import format_bytes
 
 __all__ = [
     "Allocator",
+    "LikeOrder",
     "Order",
     "ShapeLike",
     "allocate_array",
     "format_nbytes",
+    "like_order",
     "normalize_order",
     "normalize_shape",
 ]
 
 Order = Literal["C", "F"]
+# The *_like helpers also take numpy's 'A' and 'K': the prototype's order (C or F).
+LikeOrder = Literal["C", "F", "A", "K"]
 ShapeLike = SupportsIndex | Sequence[SupportsIndex]
 
 
@@ -76,7 +80,21 @@ def normalize_order(order: str | None) -> Order:
         return "C"
     if order == "F":
         return "F"
-    raise ValueError(f"order must be 'C' (row-major) or 'F' (column-major), got {order!r}")
+    raise ValueError(
+        f"order must be 'C' (row-major) or 'F' (column-major), or for the *_like helpers "
+        f"'A'/'K' (as the prototype), got {order!r}"
+    )
+
+
+def like_order(order: str | None, prototype: ArrayLike) -> Order | None:
+    """The memory order a ``*_like`` helper allocates in: numpy's ``'A'`` and ``'K'``
+    mean the prototype's (``'F'`` when it is column-major only, else ``'C'``); other
+    values are left for :func:`normalize_order` to check."""
+    if order not in ("A", "K"):
+        return order  # type: ignore[return-value]  # checked by normalize_order
+    template = np.asarray(prototype)
+    column_major = template.flags.f_contiguous and not template.flags.c_contiguous
+    return "F" if column_major else "C"
 
 
 def format_nbytes(shape: tuple[int, ...], dtype: np.dtype[Any]) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, TypeVar, overload
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from pashmap.allocation import Order, ShapeLike, allocate_array
+from pashmap.allocation import LikeOrder, Order, ShapeLike, allocate_array, like_order
 from pashmap.kernel_check import check_kernel_arguments
 from pashmap.options import resolve_options
 from pashmap.registry import resolve_target
@@ -249,36 +249,52 @@ class BaseContext(abc.ABC):
         prototype: ArrayLike,
         dtype: DTypeLike | None = None,
         *,
-        order: Order | None = None,
+        order: LikeOrder | None = None,
         shape: ShapeLike | None = None,
         per_worker: bool = False,
     ) -> NDArray[Any]:
         """An uninitialised array shaped like ``prototype``; see :func:`pashmap.empty_like`."""
-        return self.array(shape, dtype, order=order, like=prototype, per_worker=per_worker)
+        return self.array(
+            shape, dtype, order=like_order(order, prototype), like=prototype, per_worker=per_worker
+        )
 
     def zeros_like(
         self,
         prototype: ArrayLike,
         dtype: DTypeLike | None = None,
         *,
-        order: Order | None = None,
+        order: LikeOrder | None = None,
         shape: ShapeLike | None = None,
         per_worker: bool = False,
     ) -> NDArray[Any]:
         """Zeros shaped like ``prototype``; see :func:`pashmap.zeros_like`."""
-        return self.array(shape, dtype, order=order, fill=0, like=prototype, per_worker=per_worker)
+        return self.array(
+            shape,
+            dtype,
+            order=like_order(order, prototype),
+            fill=0,
+            like=prototype,
+            per_worker=per_worker,
+        )
 
     def ones_like(
         self,
         prototype: ArrayLike,
         dtype: DTypeLike | None = None,
         *,
-        order: Order | None = None,
+        order: LikeOrder | None = None,
         shape: ShapeLike | None = None,
         per_worker: bool = False,
     ) -> NDArray[Any]:
         """Ones shaped like ``prototype``; see :func:`pashmap.ones_like`."""
-        return self.array(shape, dtype, order=order, fill=1, like=prototype, per_worker=per_worker)
+        return self.array(
+            shape,
+            dtype,
+            order=like_order(order, prototype),
+            fill=1,
+            like=prototype,
+            per_worker=per_worker,
+        )
 
     def full_like(
         self,
@@ -286,13 +302,18 @@ class BaseContext(abc.ABC):
         fill_value: ArrayLike,
         dtype: DTypeLike | None = None,
         *,
-        order: Order | None = None,
+        order: LikeOrder | None = None,
         shape: ShapeLike | None = None,
         per_worker: bool = False,
     ) -> NDArray[Any]:
         """``fill_value`` everywhere, shaped like ``prototype``; see :func:`pashmap.full_like`."""
         return self.array(
-            shape, dtype, order=order, fill=fill_value, like=prototype, per_worker=per_worker
+            shape,
+            dtype,
+            order=like_order(order, prototype),
+            fill=fill_value,
+            like=prototype,
+            per_worker=per_worker,
         )
 
     # ---------------------------------------------------------------- lifetime

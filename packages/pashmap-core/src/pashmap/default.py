@@ -110,11 +110,12 @@ def use_context(context: Context | str | type[Context], /, **kwargs: Any) -> Ite
     The previous default comes back when the block ends, also when it ends with an
     exception. A context created here from a name or a class is closed at the end.
 
-    Example::
-
+    Examples:
+        ```python
         with pm.use_context("processes", num_workers=4) as ctx:
             out = pm.zeros(len(data))      # shared memory
             pm.map(kernel, data)
+        ```
 
     Args:
         context: as for :func:`set_default_context`.
@@ -167,14 +168,15 @@ def map(kernel: Callable[..., R], target: object, /, **options: Any) -> list[R]:
     their results into an array from :func:`pashmap.array`, which the workers share with
     the caller; return values are collected too.
 
-    Example::
-
+    Examples:
+        ```python
         out = pm.array(len(inp))
 
         def triple_it(worker_id, index, value):
             out[index] = 3 * value
 
         pm.map(triple_it, inp)
+        ```
 
     Args:
         kernel: the function to apply, called as ``kernel(worker_id, *entry)``.

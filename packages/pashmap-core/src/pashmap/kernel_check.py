@@ -21,6 +21,8 @@ from typing import Any
 __all__ = ["check_kernel_arguments"]
 
 _VARARGS = inspect.CO_VARARGS
+_ASYNC = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+_NOT_PLAIN = inspect.CO_GENERATOR | _ASYNC
 _last: tuple[Any, int, bool] = (None, -1, True)
 
 
@@ -33,18 +35,28 @@ def check_kernel_arguments(kernel: Callable[..., Any], target: object) -> None:
             the names of the arguments it passes after ``worker_id``.
 
     Raises:
-        TypeError: the kernel takes too few or too many positional arguments; the
-            message shows the call pashmap makes and how to write the kernel.
+        TypeError: the kernel takes too few or too many positional arguments (the
+            message shows the call pashmap makes and how to write the kernel), or it is
+            a generator or ``async`` function, whose calls return an unrun generator or
+            coroutine instead of doing the work.
     """
     global _last
-    names: tuple[str, ...] | None = getattr(target, "kernel_arguments", None)
-    if names is None:
-        return
-    passed = 1 + len(names)
     function, bound, keywords = _unwrap(kernel)
     if function is None:
         return
     code = function.__code__
+    if code.co_flags & _NOT_PLAIN:
+        kind = "an async function" if code.co_flags & _ASYNC else "a generator function"
+        raise TypeError(
+            f"the kernel {function.__qualname__} is {kind}: each call would only make a "
+            f"{'coroutine' if code.co_flags & _ASYNC else 'generator'} and run none of its "
+            "body. Make it a plain function that writes its result into a pm.array (or "
+            "returns it), e.g. out[index] = list(gen(...)) or asyncio.run(coro(...))"
+        )
+    names: tuple[str, ...] | None = getattr(target, "kernel_arguments", None)
+    if names is None:
+        return
+    passed = 1 + len(names)
     last = _last
     if last[0] is code and last[1] == passed + bound and not keywords:
         if last[2]:

@@ -32,9 +32,10 @@ def set_default_options(
 ) -> dict[str, Any]:
     """Set program-wide defaults for the options of every ``map`` call.
 
-    Example::
-
+    Examples:
+        ```python
         pm.set_default_options(progress=True)   # a progress bar on every map
+        ```
 
     Args:
         progress: ``True`` to show a progress bar (tqdm) in the caller, ``False`` for

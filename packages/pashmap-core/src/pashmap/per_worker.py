@@ -3,12 +3,14 @@
 For what a kernel needs but should not rebuild at every element: an open file, a lookup
 table, scratch buffers, a detector geometry. Each worker (thread or process) calls the
 factory the first time its kernel asks for the value, and the teardown when it has
-finished its part of the map::
+finished its part of the map:
 
-    files = pm.PerWorker(lambda worker_id: h5py.File(path, "r"), teardown=lambda f: f.close())
+```python
+files = pm.PerWorker(lambda worker_id: h5py.File(path, "r"), teardown=lambda f: f.close())
 
-    def kernel(worker_id, index, value):
-        out[index] = files.get()["data"][index].sum()
+def kernel(worker_id, index, value):
+    out[index] = files.get()["data"][index].sum()
+```
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import importlib
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -34,6 +34,7 @@ __all__ = [
     "context_names",
     "create_context",
     "is_map_target",
+    "register_target",
     "registrations",
     "resolve_target",
     "target_factories",
@@ -57,6 +58,15 @@ _BUILTINS: Mapping[str, Mapping[str, str]] = {
 # Names and libraries that pashmap's own plugins provide, for "pip install" hints.
 _CONTEXT_PLUGINS = {"threads": "pashmap-shm", "processes": "pashmap-shm", "dask": "pashmap-dask"}
 _TARGET_PLUGINS = {"extra_data": ("pashmap-xfel", "EXtra-data objects (runs, sources, keys)")}
+# Iterators whose library has a target for the object they came from: map over that
+# object, which the workers read piece by piece, never over list(iterator).
+_ITERATOR_HINTS = {
+    "extra_data": (
+        "For EXtra-data's trains() iterator, map over the run (or the selection) itself: "
+        "pm.map(kernel, run) gives the kernel (index, train_id, data) per train, read in "
+        "the workers; list(run.trains()) would read the whole run into memory first."
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -210,10 +220,66 @@ def target_factories() -> tuple[tuple[Registration, TargetFactory], ...]:
     return tuple(loaded)
 
 
+# Targets registered at run time (register_target): (accepts, factory), oldest first.
+_registered: list[tuple[Callable[[object], bool], Callable[[Any], MapTarget[Any]]]] = []
+
+
+def register_target(
+    kind: type | Callable[[object], bool],
+    factory: Callable[[Any], MapTarget[Any]],
+    /,
+) -> Callable[[], None]:
+    """Map over objects of ``kind`` with ``factory``, from now on in this process.
+
+    For a type you do not own, in a notebook or a script, without a package and its
+    ``pashmap.targets`` entry point. Registrations made here are asked first, the latest
+    first, before ``__pashmap_target__`` and every installed target:
+
+    ```python
+    pm.register_target(pandas.DataFrame, lambda df: pm.NdarrayTarget(df.to_numpy()))
+    ```
+
+    Args:
+        kind: a type (its instances, subclasses included, are taken), or a predicate
+            ``accepts(obj) -> bool``.
+        factory: called as ``factory(obj)``; returns the MapTarget to walk over.
+
+    Returns:
+        A function that undoes the registration.
+
+    Raises:
+        TypeError: ``kind`` is neither a type nor callable, or ``factory`` is not
+            callable.
+    """
+    accepts: Callable[[object], bool]
+    if isinstance(kind, type):
+        klass = kind
+
+        def accepts_instances(obj: object) -> bool:
+            return isinstance(obj, klass)
+
+        accepts = accepts_instances
+    elif callable(kind):
+        accepts = kind
+    else:
+        raise TypeError(f"register_target() takes a type or a predicate, got {kind!r}")
+    if not callable(factory):
+        raise TypeError(f"register_target() needs a callable factory(obj), got {factory!r}")
+    entry = (accepts, factory)
+    _registered.append(entry)
+
+    def unregister() -> None:
+        if entry in _registered:
+            _registered.remove(entry)
+
+    return unregister
+
+
 def resolve_target(obj: object, /) -> MapTarget[Any]:
     """Wrap ``obj`` in the MapTarget that ``map`` walks over.
 
-    In order: ``obj.__pashmap_target__()`` if its type defines it; ``obj`` itself if it is
+    In order: a factory registered at run time with :func:`register_target` (the latest
+    first); ``obj.__pashmap_target__()`` if its type defines it; ``obj`` itself if it is
     already a MapTarget; else the one registered factory whose ``accepts(obj)`` is true.
 
     Returns:
@@ -227,6 +293,17 @@ def resolve_target(obj: object, /) -> MapTarget[Any]:
             not installed (a ``TypeError`` that says what to ``pip install``).
     """
     global _memo_for
+    if _registered:
+        for accepts, make in reversed(_registered):
+            if accepts(obj):
+                made = make(obj)
+                if not is_map_target(made):
+                    raise TypeError(
+                        f"the target factory registered with register_target() for "
+                        f"{qualified_name(type(obj))} must return a MapTarget, got "
+                        f"{qualified_name(type(made))}"
+                    )
+                return made
     kind = type(obj)
     factories = target_factories()
     if _memo_for is factories:
@@ -238,8 +315,9 @@ def resolve_target(obj: object, /) -> MapTarget[Any]:
         target = hook(obj)
         if not is_map_target(target):
             raise TypeError(
-                f"{_type_name(obj)}.__pashmap_target__() must return a MapTarget (an "
-                f"object with split(n) and iterate(share) methods), got {_type_name(target)}"
+                f"{qualified_name(type(obj))}.__pashmap_target__() must return a MapTarget "
+                "(an object with split(n) and iterate(share) methods), got "
+                f"{qualified_name(type(target))}"
             )
         return target
     if is_map_target(obj):
@@ -257,7 +335,7 @@ def resolve_target(obj: object, /) -> MapTarget[Any]:
             f"{reg.name!r} ({reg.value}, from {reg.distribution})" for reg, _ in matches
         )
         raise TypeError(
-            f"cannot tell how to map over {_type_name(obj)}: several targets accept it: "
+            f"cannot tell how to map over {qualified_name(type(obj))}: several targets accept it: "
             f"{names}; wrap it in the one you mean, e.g. pm.map(kernel, SomeTarget(obj))"
         )
     raise _unknown_target_error(obj, factories)
@@ -283,8 +361,9 @@ def is_map_target(obj: object, /) -> TypeGuard[MapTarget[Any]]:
     """Whether ``obj`` is a :class:`~pashmap.MapTarget`: ``isinstance(obj, MapTarget)``.
 
     The same answer as the runtime protocol check (both methods present and not
-    ``None``), about 50 times cheaper: ``map`` asks it at every call, and under a
-    process context every object touched between forks costs a page copy.
+    ``None``), at a small part of its cost (benchmarks/code_figures.py): ``map``
+    asks it at every call, and under a process context every object touched between
+    forks costs a page copy.
     """
     return getattr(obj, "split", None) is not None and getattr(obj, "iterate", None) is not None
 
@@ -328,7 +407,7 @@ def _unknown_target_error(
             if package in installed:
                 break  # the plugin is there but does not take this type: the general error
             return MissingTargetPluginError(
-                f"cannot map over {_type_name(obj)}: {what} need the {package} package: "
+                f"cannot map over {qualified_name(type(obj))}: {what} need the {package} package: "
                 f"{install_command(package)}",
                 package=package,
             )
@@ -336,19 +415,52 @@ def _unknown_target_error(
         str(getattr(factory, "description", registration.name))
         for registration, factory in factories
     )
-    hint = ""
-    if isinstance(obj, Mapping):
-        hint = " For a dict, map over list(d.items()) or list(d.values())."
-    elif hasattr(obj, "__next__") or hasattr(obj, "__iter__"):
-        hint = " For an iterator, generator or set, map over list(obj)."
-    return TypeError(
-        f"cannot map over an object of type {_type_name(obj)}. pashmap maps over: "
-        f"{accepted}.{hint} To map over anything else, pass a MapTarget: an object with "
-        "split(n) returning shares and iterate(share) yielding (index, ...) argument "
-        "tuples, or give its type a __pashmap_target__() method returning one "
-        "(see help(pashmap.MapTarget))."
+    lines = [f"cannot map over an object of type {qualified_name(type(obj))}."]
+    hint = _hint_for(obj)
+    if hint:
+        lines.append(hint)
+    lines.append(f"pashmap maps over: {accepted}.")
+    lines.append(
+        "To map over anything else, pass a MapTarget (split(n) returning shares, "
+        "iterate(share) yielding (index, ...) tuples), give its type a "
+        "__pashmap_target__() method, or register a factory with "
+        "pm.register_target(type, factory); see help(pashmap.MapTarget)."
     )
+    return TypeError("\n".join(lines))
 
 
-def _type_name(obj: object) -> str:
-    return qualified_name(type(obj))
+def _hint_for(obj: object) -> str:
+    """What to map over instead, for the objects people try first."""
+    kind = type(obj)
+    if kind.__module__.partition(".")[0] == "pandas":  # (told without importing pandas)
+        if kind.__name__ == "DataFrame":
+            return (
+                "For a pandas DataFrame, map over df.to_numpy() (each row an array) or "
+                "list(df.itertuples()) (each row a named tuple); list(df) would give the "
+                "column names."
+            )
+        if kind.__name__ == "Series":
+            return "For a pandas Series, map over series.to_numpy()."
+    if isinstance(obj, Mapping):
+        return "For a dict, map over list(d.items()) or list(d.values())."
+    if hasattr(obj, "__next__") or hasattr(obj, "__iter__"):
+        hint = _ITERATOR_HINTS.get(_library_of_iterator(obj), "")
+        return hint or "For an iterator, generator or set, map over list(obj)."
+    return ""
+
+
+def _library_of_iterator(obj: object) -> str:
+    """The top-level package that made a generator or iterator (without importing it).
+
+    A generator's type is builtins.generator: its code's module tells where it came from.
+    """
+    frame = getattr(obj, "gi_frame", None)
+    module = frame.f_globals.get("__name__", "") if frame is not None else ""
+    if not module:
+        code = getattr(obj, "gi_code", None)
+        filename = getattr(code, "co_filename", "")
+        for library in _ITERATOR_HINTS:
+            if f"/{library}/" in filename.replace("\\", "/"):
+                return library
+        module = type(obj).__module__
+    return str(module).partition(".")[0]

@@ -106,6 +106,14 @@ def decode_exception(
 
 
 def qualified_name(klass: type) -> str:
-    """``'module.Class'`` for messages (just ``'Class'`` for builtins)."""
+    """The name of a class as pashmap's error messages give it.
+
+    Args:
+        klass: any class, e.g. ``type(obj)`` of an object a target cannot map over.
+
+    Returns:
+        ``'module.Class'`` (``'module.Outer.Inner'`` for a nested class), just
+        ``'Class'`` for builtins.
+    """
     module = klass.__module__
     return klass.__qualname__ if module == "builtins" else f"{module}.{klass.__qualname__}"

@@ -5,14 +5,14 @@ worker takes the next share (in index order) whenever it finishes one. A skewed
 workload then ends with every worker busy until close to the end, instead of waiting for
 the one worker that drew the expensive part.
 
-Targets that can be cut into shares of given sizes (:class:`pashmap.GuidedTarget`: the
+Targets that can be cut into shares of given sizes (:class:`pashmap.targets.GuidedTarget`: the
 built-in ones and pashmap-xfel's) are cut *guided*: each share is a ``1 / (4 *
 num_workers)`` part of what is left, so shares start large and shrink towards the end,
 down to single elements (or, for long targets, to a 256th per worker of the whole). A
 worker that starts the last share finishes soon after the others, also when the last
-elements cost the most: on 2 workers, a workload whose cost ramps up linearly with the
-index ends closer to the ideal time than with equal shares, with about half as many
-shares (see benchmarks/RESULTS.md). Other targets are asked for 32 equal shares per worker.
+elements cost the most: a workload whose cost ramps up linearly with the index ends
+closer to the ideal time than with equal shares, and with fewer shares (measured by
+benchmarks/code_figures.py). Other targets are asked for 32 equal shares per worker.
 ``shares=n`` asks any target for ``n`` equal shares.
 """
 
@@ -46,7 +46,7 @@ def split_target(
         target: the map target.
         num_workers: the number of workers of the context.
         options: the map options; the only one known is ``shares``, the number of equal
-            shares to ask the target for. By default a :class:`pashmap.GuidedTarget` is
+            shares to ask the target for. By default a :class:`pashmap.targets.GuidedTarget` is
             cut guided (:func:`guided_sizes`) and any other target into
             ``32 * num_workers`` shares. ``shares=num_workers`` gives one contiguous
             block per worker (no balancing).

@@ -15,6 +15,7 @@ are only ever passed back to :meth:`MapTarget.iterate` of the target that made t
 from __future__ import annotations
 
 import operator
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from itertools import accumulate
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -23,6 +24,7 @@ __all__ = [
     "ColumnarTarget",
     "GuidedTarget",
     "MapTarget",
+    "RangeShares",
     "SupportsMapTarget",
     "TargetFactory",
     "contiguous_ranges",
@@ -52,18 +54,20 @@ class MapTarget(Protocol[ShareT]):
     the kernel's return values in this order.
 
     Example:
-        A target over the lines of a text file, shared out in runs of lines::
+        A target over the lines of a text file, shared out in runs of lines:
 
-            class LinesTarget:
-                def __init__(self, path):
-                    self.lines = open(path).read().splitlines()
+        ```python
+        class LinesTarget:
+            def __init__(self, path):
+                self.lines = open(path).read().splitlines()
 
-                def split(self, n):
-                    return contiguous_ranges(len(self.lines), n)
+            def split(self, n):
+                return contiguous_ranges(len(self.lines), n)
 
-                def iterate(self, share):
-                    for index in share:
-                        yield index, self.lines[index]
+            def iterate(self, share):
+                for index in share:
+                    yield index, self.lines[index]
+        ```
     """
 
     def split(self, n: int, /) -> Sequence[ShareT]:
@@ -105,11 +109,12 @@ class MapTarget(Protocol[ShareT]):
 class SupportsMapTarget(Protocol):
     """An object that names its own MapTarget; ``map`` asks it before any registered target.
 
-    Example::
-
+    Examples:
+        ```python
         class Scan:
             def __pashmap_target__(self):
                 return pm.NdarrayTarget(self.frames)
+        ```
     """
 
     def __pashmap_target__(self) -> MapTarget[Any]:
@@ -182,10 +187,12 @@ class TargetFactory(Protocol):
     """What the ``pashmap.targets`` entry-point group registers: a maker of targets.
 
     Usually a MapTarget class with an ``accepts`` classmethod. A plugin registers it in
-    its ``pyproject.toml``::
+    its ``pyproject.toml``:
 
-        [project.entry-points."pashmap.targets"]
-        mytype = "mypackage.target:MyTypeTarget"
+    ```toml
+    [project.entry-points."pashmap.targets"]
+    mytype = "mypackage.target:MyTypeTarget"
+    ```
 
     ``accepts`` must be cheap and must not import heavy modules: it is asked about every
     object that ``map`` has to wrap. Check ``sys.modules`` for the library rather than
@@ -265,3 +272,51 @@ def ranges_of_sizes(sizes: Sequence[int], length: int) -> list[range]:
     if stops[-1] != length:
         raise ValueError(f"the share sizes add up to {stops[-1]}, not to the {length} elements")
     return list(map(range, [0, *stops[:-1]], stops))
+
+
+class RangeShares(ABC):
+    """A base for targets whose shares are ranges of element positions.
+
+    Give a target class ``__len__`` and ``iterate(share)`` (each share a ``range`` of
+    positions in index order) and derive it from this class: it gets :meth:`split` and
+    :meth:`split_sizes`, and so is a :class:`GuidedTarget`. The built-in targets are
+    made this way, and so is pashmap-xfel's.
+
+    Example:
+        The lines of a text file, as a guided target:
+
+        ```python
+        class LinesTarget(RangeShares):
+            def __init__(self, path):
+                self.lines = open(path).read().splitlines()
+
+            def __len__(self):
+                return len(self.lines)
+
+            def iterate(self, share):
+                for index in share:
+                    yield index, self.lines[index]
+        ```
+    """
+
+    __slots__ = ()
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """The number of elements."""
+
+    def split(self, n: int, /) -> list[range]:
+        """Cut into at most ``n`` contiguous ranges of near-equal size (MapTarget).
+
+        Raises:
+            ValueError: ``n < 1``.
+        """
+        return contiguous_ranges(len(self), n)
+
+    def split_sizes(self, sizes: Sequence[int], /) -> list[range]:
+        """Cut into contiguous ranges of the given sizes (GuidedTarget).
+
+        Raises:
+            ValueError: a size is smaller than 1, or the sizes do not add up to ``len(self)``.
+        """
+        return ranges_of_sizes(sizes, len(self))

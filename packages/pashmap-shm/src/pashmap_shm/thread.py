@@ -188,7 +188,7 @@ class _ThreadedMap:
         # a join interrupted by Ctrl-C can leave a running thread marked as ended
         # (CPython's Thread._wait_for_tstate_lock), and the wait after Ctrl-C must not
         # be fooled by that.
-        self.finished = [threading.Event() for _ in range(num_workers)]
+        self.finished = [_Finished() for _ in range(num_workers)]
         self.next_share = 0
         self.lock = threading.Lock()
 
@@ -212,7 +212,7 @@ class _ThreadedMap:
             for worker_id in range(len(started)):
                 finished = self.finished[worker_id]
                 if self.deadline is None:
-                    finished.wait()
+                    finished.wait(None)
                     continue
                 if not finished.wait(max(0.0, self.deadline - time.monotonic())):
                     timed_out = MapTimeoutError(
@@ -241,12 +241,12 @@ class _ThreadedMap:
         end = time.monotonic() + _STOP_GRACE
         for worker_id in worker_ids:
             finished = self.finished[worker_id]
-            while not finished.is_set() and time.monotonic() < end:
+            while not finished.done and time.monotonic() < end:
                 try:
                     finished.wait(end - time.monotonic())
                 except KeyboardInterrupt:
                     continue
-        still = [f"pashmap-worker-{i}" for i in worker_ids if not self.finished[i].is_set()]
+        still = [f"pashmap-worker-{i}" for i in worker_ids if not self.finished[i].done]
         if still and hasattr(exc, "add_note"):
             exc.add_note(
                 f"pashmap: {', '.join(still)} still ran a kernel call {_STOP_GRACE:g} s "
@@ -285,3 +285,32 @@ class _ThreadedMap:
             self.stop.stop(exc)
         finally:
             self.finished[worker_id].set()
+
+
+class _Finished:
+    """Set once by a worker thread as it ends; the caller waits for it.
+
+    A bare lock, held until the worker ends, rather than a ``threading.Event``: a
+    Ctrl-C landing inside ``Event.wait`` (in its condition's bookkeeping) can leave the
+    event unusable, and the caller must be able to wait again right after one. Acquiring
+    a lock is one call, which a signal interrupts cleanly.
+    """
+
+    __slots__ = ("_lock", "done")
+
+    def __init__(self) -> None:
+        self.done = False
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        self.done = True
+        self._lock.release()
+
+    def wait(self, timeout: float | None) -> bool:
+        """Wait until set or ``timeout`` seconds (``None``: no limit); whether it is set."""
+        if self.done:
+            return True
+        if self._lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+            self._lock.release()
+        return self.done

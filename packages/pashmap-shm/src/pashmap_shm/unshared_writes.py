@@ -3,14 +3,18 @@
 The classic pitfall of process-based maps: the kernel writes into an ordinary numpy
 array (``out = np.zeros(n)``), each forked worker writes into its own copy-on-write copy,
 and the caller's array stays untouched -- silently. Before forking, the kernel's source
-is read to find the variables it writes into (``out[i] = ...``, ``out[i] += ...``,
-``np.copyto(out, ...)``, ``f(..., out=out)``, ``out.fill(...)``); each one that is a
-global, a closure variable, an argument bound with ``functools.partial`` or an attribute
-of a bound method's ``self`` (``self.out[i] = ...``), and holds a writable numpy array
-outside shared memory, gets a :class:`NotSharedWarning` naming it.
+is read to find what it writes into (``out[i] = ...``, ``out[i] += ...``, ``out += ...``,
+``np.copyto(out, ...)``, ``f(..., out=out)``, ``out.fill(...)``), reached from a global,
+a closure variable, an argument bound with ``functools.partial`` or a bound method's
+``self``, through attributes (``self.out``) and entries of dicts, lists and tuples
+(``arrays['out']``, ``outs[0]``; every entry when the key is not a constant), also
+through a local alias (``o = out``, ``o = arrays['out']``, ``a, b = outs``, ``for o in
+outs``, ``for k, o in arrays.items()``). Each such writable numpy array outside shared
+memory gets a :class:`NotSharedWarning` naming it.
 
 The check looks at the kernel's own code only (not at functions it calls) and needs its
-source; without source it stays silent rather than guess.
+source; without source it stays silent rather than guess. Aliases are followed without
+regard to order: a local name assigned from an array anywhere in the kernel counts.
 """
 
 from __future__ import annotations
@@ -215,18 +219,31 @@ def _global_names_of(code: types.CodeType) -> frozenset[str]:
 _global_names = remember_last(_global_names_of)
 
 
+# A written path: the variable it starts at, then the steps from it to the object
+# written into: ("attr", name) for ``.name``, ("item", key) for ``[key]`` with a constant
+# key, ("item", _ANY) for any other key (every entry of the container is a candidate).
+_Step = tuple[str, Any]
+_Path = tuple[str, tuple[_Step, ...]]
+_ANY = object()
+# Containers whose entries are followed (their indexing runs no user code).
+_CONTAINERS = (dict, list, tuple)
+# How many local aliases deep a path is followed (``p = o; o = out``).
+_ALIAS_DEPTH = 8
+
+
 def _resolve(
-    function: types.FunctionType, bound: dict[str, Any], paths: frozenset[tuple[str, ...]]
+    function: types.FunctionType, bound: dict[str, Any], paths: frozenset[_Path]
 ) -> Iterator[tuple[str, Any]]:
     """Yield ``(name, value)`` for each written path that starts outside the kernel.
 
-    A path starts at a bound argument, a closure variable or a global; attributes are
-    followed (without running properties) until the first numpy array.
+    A path starts at a bound argument, a closure variable or a global; attributes
+    (without running properties) and entries of dicts, lists and tuples are followed
+    until the first numpy array. A step with no constant key follows every entry.
     """
     code = function.__code__
     local = set(code.co_varnames)
     cells = dict(zip(code.co_freevars, function.__closure__ or (), strict=False))
-    for root, *attributes in paths:
+    for root, steps in paths:
         if root in bound:
             value = bound[root]
         elif root in cells:
@@ -238,22 +255,42 @@ def _resolve(
             value = function.__globals__[root]
         else:
             continue
-        name = root
-        for attribute in attributes:
-            if isinstance(value, np.ndarray):
-                break
+        yield from _follow(root, value, steps)
+
+
+def _follow(name: str, value: Any, steps: tuple[_Step, ...]) -> Iterator[tuple[str, Any]]:
+    for position, (kind, key) in enumerate(steps):
+        if isinstance(value, np.ndarray):
+            break  # the rest indexes into the array
+        if kind == "attr":
             try:
-                value = inspect.getattr_static(value, attribute)
+                value = inspect.getattr_static(value, key)
             except AttributeError:
-                value = None
-                break
-            name = f"{name}.{attribute}"
-        yield name, value
+                return
+            name = f"{name}.{key}"
+        elif type(value) in _CONTAINERS:
+            if key is _ANY:
+                entries = value.items() if type(value) is dict else enumerate(value)
+                for entry_key, entry in list(entries):
+                    yield from _follow(f"{name}[{entry_key!r}]", entry, steps[position + 1 :])
+                return
+            try:
+                value = value[key]
+            except (KeyError, IndexError, TypeError):
+                return
+            name = f"{name}[{key!r}]"
+        else:
+            return
+    yield name, value
 
 
 @functools.lru_cache(maxsize=256)
-def _written_paths(code: types.CodeType) -> frozenset[tuple[str, ...]]:
-    """What the code's source writes into, as ``(name, attribute, ...)`` (cached per code)."""
+def _written_paths(code: types.CodeType) -> frozenset[_Path]:
+    """What the code's source writes into, as ``(variable, steps)`` (cached per code).
+
+    Local names assigned from a path (``o = out``, ``o = arrays['out']``, ``a, b =
+    outs``, ``for o in outs``) are replaced by what they were assigned from.
+    """
     try:
         source = textwrap.dedent(inspect.getsource(code))
     except (OSError, TypeError):
@@ -261,19 +298,124 @@ def _written_paths(code: types.CodeType) -> frozenset[tuple[str, ...]]:
     tree = _parse(source)
     if tree is None:
         return frozenset()
-    paths: set[tuple[str, ...]] = set()
+    written: list[ast.expr] = []
+    aliases: dict[str, set[_Path]] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign):
             for target in node.targets:
-                paths.update(_stored_paths(target))
-        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
-            if isinstance(node.target, ast.Name) and isinstance(node, ast.AugAssign):
-                paths.add((node.target.id,))  # arr += 1 on a global/nonlocal array
-            else:
-                paths.update(_stored_paths(node.target))
+                written.extend(_stored(target))
+                _bind(aliases, target, node.value)
+        elif isinstance(node, ast.AugAssign):
+            written.append(node.target)  # in place: out += 1, arrays['out'] += 1
+            written.extend(_stored(node.target))
+        elif isinstance(node, ast.AnnAssign):
+            written.extend(_stored(node.target))
+            if node.value is not None:
+                _bind(aliases, node.target, node.value)
+        elif isinstance(node, ast.NamedExpr):
+            _bind(aliases, node.target, node.value)
+        elif isinstance(node, (ast.For, ast.AsyncFor)):
+            _bind_loop(aliases, node.target, node.iter)
         elif isinstance(node, ast.Call):
-            paths.update(_call_paths(node))
+            written.extend(_call_targets(node))
+    paths: set[_Path] = set()
+    for expression in written:
+        path = _path(expression)
+        if path is not None:
+            paths.update(_expand(path, aliases, _ALIAS_DEPTH))
     return frozenset(paths)
+
+
+def _expand(path: _Path, aliases: dict[str, set[_Path]], depth: int) -> Iterator[_Path]:
+    """``path``, with a local alias at its start replaced by what it was assigned from."""
+    root, steps = path
+    sources = aliases.get(root)
+    if not sources or depth == 0:
+        yield path
+        return
+    for source_root, source_steps in sources:
+        yield from _expand((source_root, source_steps + steps), aliases, depth - 1)
+
+
+def _bind(aliases: dict[str, set[_Path]], target: ast.expr, value: ast.expr) -> None:
+    """Record ``target = value`` when it makes a local name an alias of a path."""
+    if isinstance(value, ast.IfExp):
+        _bind(aliases, target, value.body)
+        _bind(aliases, target, value.orelse)
+        return
+    if isinstance(target, ast.Name):
+        path = _path(value)
+        if path is not None and path[0] != target.id:
+            aliases.setdefault(target.id, set()).add(path)
+        return
+    if not isinstance(target, (ast.Tuple, ast.List)):
+        return
+    elements = target.elts
+    starred_anywhere = any(
+        isinstance(e, ast.Starred) for e in (*elements, *getattr(value, "elts", ()))
+    )
+    if (
+        isinstance(value, (ast.Tuple, ast.List))
+        and len(value.elts) == len(elements)
+        and not starred_anywhere
+    ):
+        for element, element_value in zip(elements, value.elts, strict=True):
+            _bind(aliases, element, element_value)
+        return
+    source = _path(value)
+    if source is None:
+        return
+    root, steps = source
+    starred = False
+    for position, element in enumerate(elements):
+        if isinstance(element, ast.Starred):
+            starred = True
+            # The starred name is a list of entries: indexing it gives any of them.
+            _bind_path(aliases, element.value, (root, (*steps, ("item", _ANY), ("item", _ANY))))
+            continue
+        # Past a starred element the position from the start is not known.
+        key = _ANY if starred else position
+        _bind_path(aliases, element, (root, (*steps, ("item", key))))
+
+
+def _bind_path(aliases: dict[str, set[_Path]], target: ast.expr, path: _Path) -> None:
+    if isinstance(target, ast.Name):
+        aliases.setdefault(target.id, set()).add(path)
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        root, steps = path
+        for position, element in enumerate(target.elts):
+            if isinstance(element, ast.Starred):
+                element = element.value
+            _bind_path(aliases, element, (root, (*steps, ("item", position))))
+
+
+def _bind_loop(aliases: dict[str, set[_Path]], target: ast.expr, iterated: ast.expr) -> None:
+    """Record ``for target in iterated`` when it walks the entries of a path."""
+    if isinstance(iterated, (ast.Tuple, ast.List)):  # for o in (out, other)
+        for element in iterated.elts:
+            _bind(aliases, target, element)
+        return
+    entry_of: ast.expr | None = None
+    if isinstance(iterated, ast.Call):
+        function = iterated.func
+        pair = isinstance(target, ast.Tuple) and len(target.elts) == 2
+        if isinstance(function, ast.Attribute) and not iterated.args:
+            if function.attr == "values":  # for o in arrays.values()
+                entry_of = function.value
+            elif function.attr == "items" and pair:  # for key, o in arrays.items()
+                entry_of, target = function.value, target.elts[1]  # type: ignore[attr-defined]
+        elif (
+            isinstance(function, ast.Name) and function.id == "enumerate" and pair and iterated.args
+        ):
+            entry_of, target = iterated.args[0], target.elts[1]  # type: ignore[attr-defined]  # k, o
+    else:
+        entry_of = iterated
+    if entry_of is None:
+        return
+    source = _path(entry_of)
+    if source is not None:
+        root, steps = source
+        _bind_path(aliases, target, (root, (*steps, ("item", _ANY))))
 
 
 def _parse(source: str) -> ast.AST | None:
@@ -297,51 +439,49 @@ def _parse(source: str) -> ast.AST | None:
     return None
 
 
-def _path(node: ast.expr) -> tuple[str, ...] | None:
-    """``self.out[i]`` -> ``('self', 'out')``: the variable and attributes indexed into.
-
-    Attributes after a subscript belong to an element (``a[i].real``: ``('a',)``).
-    """
-    attributes: list[str] = []
+def _path(node: ast.expr) -> _Path | None:
+    """``self.out['a'][i]`` -> ``('self', (('attr', 'out'), ('item', 'a'), ('item', _ANY)))``."""
+    steps: list[_Step] = []
     while isinstance(node, (ast.Subscript, ast.Attribute, ast.Starred)):
         if isinstance(node, ast.Attribute):
-            attributes.append(node.attr)
+            steps.append(("attr", node.attr))
         elif isinstance(node, ast.Subscript):
-            attributes.clear()
+            key = node.slice
+            if isinstance(key, ast.Constant) and isinstance(key.value, (str, int)):
+                steps.append(("item", key.value))
+            else:
+                steps.append(("item", _ANY))
         node = node.value
     if not isinstance(node, ast.Name):
         return None
-    return (node.id, *reversed(attributes))
+    return node.id, tuple(reversed(steps))
 
 
-def _stored_paths(target: ast.expr) -> Iterator[tuple[str, ...]]:
+def _stored(target: ast.expr) -> Iterator[ast.expr]:
+    """The objects an assignment to ``target`` writes into: ``out`` for ``out[i] = v``."""
     if isinstance(target, (ast.Tuple, ast.List)):
         for element in target.elts:
-            yield from _stored_paths(element)
-    elif isinstance(target, ast.Subscript) or (
-        isinstance(target, ast.Attribute) and isinstance(target.value, ast.Subscript)
-    ):
-        path = _path(target)
-        if path is not None:
-            yield path
+            yield from _stored(element)
+    elif isinstance(target, ast.Starred):
+        yield from _stored(target.value)
+    elif isinstance(target, ast.Subscript):
+        yield target.value
+    elif isinstance(target, ast.Attribute) and isinstance(target.value, ast.Subscript):
+        yield target.value  # a[i].real = v writes into a
 
 
-def _call_paths(call: ast.Call) -> Iterator[tuple[str, ...]]:
-    candidates: list[ast.expr] = []
+def _call_targets(call: ast.Call) -> Iterator[ast.expr]:
+    """The arguments a call writes into: ``out=``, ``out.fill()``, ``np.copyto(out, ...)``."""
     for keyword in call.keywords:
         if keyword.arg == "out":
             value = keyword.value
-            candidates.extend(value.elts if isinstance(value, ast.Tuple) else [value])
+            yield from value.elts if isinstance(value, ast.Tuple) else [value]
     function = call.func
     if isinstance(function, ast.Attribute):
         if function.attr in _WRITING_METHODS:
-            candidates.append(function.value)
+            yield function.value
         if function.attr in _WRITING_FUNCTIONS and call.args:
-            candidates.append(call.args[0])
-    for candidate in candidates:
-        path = _path(candidate)
-        if path is not None:
-            yield path
+            yield call.args[0]
 
 
 def _caller_stacklevel() -> int:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from pashmap.bench import Sizes, Workload
+from pashmap.bench.workloads import Sizes, Workload
 from pashmap_xfel.demo import AGIPD, write_demo_run
 
 __all__ = ["XFEL_WORKLOAD", "mean_images", "serial_mean_images"]

@@ -1,8 +1,8 @@
 """Where each train's data for one key lie: file, first entry and entry count, per train.
 
-Reading a KeyData share through ``kd.select_trains(...).trains()`` costs about a
-millisecond per share before the first byte is read (a new KeyData, its chunk list, and
-opening the dataset), which adds up when a map is cut into dozens of shares per worker.
+Reading a KeyData share through ``kd.select_trains(...).trains()`` has a fixed cost per
+share before the first byte is read (a new KeyData, its chunk list, and opening the
+dataset), which adds up when a map is cut into dozens of shares per worker.
 A :class:`TrainLayout` is computed once per target from the index EXtra-data already
 holds (``FileAccess.get_index``), so a worker goes straight from a train's position to
 the entries to read.
@@ -11,9 +11,10 @@ Reading itself (:meth:`TrainLayout.read`) takes HDF5's direct chunk path where t
 stored bytes are the array's bytes: uncompressed, unfiltered chunks that hold whole
 entries of a plain numeric type in native byte order (raw and corrected detector images
 usually are). Each chunk is then read straight into the result, skipping HDF5's
-selection, type conversion and chunk cache: about a third less time per byte than
-``dataset[first:stop]`` when the data are in the page cache. Anything else, and chunks
-never written (which read as the fill value), goes through ``dataset[first:stop]``.
+selection, type conversion and chunk cache: less time per byte than
+``dataset[first:stop]`` when the data are in the page cache (benchmarks/code_figures.py
+measures both savings). Anything else, and chunks never written (which read as the fill
+value), goes through ``dataset[first:stop]``.
 """
 
 from __future__ import annotations
@@ -106,20 +107,6 @@ class TrainLayout:
         state["_datasets_pid"] = -1
         return state
 
-    def dataset(self, number: int) -> Any:
-        """The ``h5py.Dataset`` of the key in file ``number``, opened once per process.
-
-        Datasets opened in another process (before a fork) are never reused: they read
-        through files that :func:`pashmap_xfel.close_inherited_files` closes.
-
-        Args:
-            number: a position in :attr:`files`.
-
-        Returns:
-            The dataset.
-        """
-        return self._dataset(number)[0]
-
     def read(self, number: int, first: int, count: int) -> np.ndarray[Any, Any]:
         """Read entries ``first`` to ``first + count`` of the key's dataset in file ``number``.
 
@@ -131,6 +118,10 @@ class TrainLayout:
         Returns:
             A new array of shape ``(count, *entry_shape)``, as ``dataset[first:stop]``
             gives it.
+
+        Raises:
+            IndexError: the dataset ends before entry ``first + count`` (it is shorter
+                than the file's INDEX section says).
         """
         dataset, chunk_entries = self._dataset(number)
         if chunk_entries:
@@ -141,9 +132,16 @@ class TrainLayout:
                 # these: dataset[...] below gives its fill value (or raises a real error).
                 pass
         result: np.ndarray[Any, Any] = dataset[first : first + count]
+        if len(result) != count:  # a slice past the end is short, not an error
+            raise IndexError(
+                f"the dataset {self.path} has {dataset.shape[0]} entries, but the INDEX "
+                f"section puts this train at entries {first} to {first + count - 1}"
+            )
         return result
 
     def _dataset(self, number: int) -> tuple[Any, int]:
+        # Opened once per process: one opened before a fork reads through a file that
+        # close_inherited_files closes in the worker.
         pid = os.getpid()
         if self._datasets_pid != pid:
             self._datasets = {}

@@ -14,7 +14,8 @@ from typing import Any, ClassVar, Final, Literal
 
 import numpy as np
 
-from pashmap.targets import contiguous_ranges, ranges_of_sizes
+from pashmap.targets import RangeShares, qualified_name
+from pashmap_xfel.errors import DataReadError
 from pashmap_xfel.handles import close_inherited_files
 from pashmap_xfel.layout import TrainLayout
 
@@ -32,6 +33,9 @@ _OPTIONS: Final[Mapping[Kind, Mapping[str, Any]]] = {
 }
 _XTDF_OPTIONS: Final[Mapping[str, Any]] = {"require_all": True, "pulses": None}
 
+# What HDF5, h5py and EXtra-data raise for a damaged, incomplete or changed file.
+_READ_ERRORS = (OSError, IndexError, KeyError, ValueError, RuntimeError)
+
 _SUPPORTED = (
     "a DataCollection (run, run.select(...), run.select_trains(...)), a SourceData "
     "(run['SRC']), a KeyData (run['SRC', 'key']) or a multi-module detector of "
@@ -39,7 +43,7 @@ _SUPPORTED = (
 )
 
 
-class ExtraDataTarget:
+class ExtraDataTarget(RangeShares):
     """Map over the trains of an EXtra-data object, in shares of neighbouring trains.
 
     The kernel is called as ``kernel(worker_id, index, train_id, data)`` for each train,
@@ -88,6 +92,10 @@ class ExtraDataTarget:
         ValueError: ``obj`` is a SourceData of an auxiliary section (REDUCTION, ERRATA);
             its keys (KeyData) can be mapped over.
 
+    A file that cannot be read raises :class:`~pashmap_xfel.DataReadError` naming the
+    file, the source and key, and the train (the error from HDF5, h5py or EXtra-data is
+    its ``__cause__``).
+
     Under the ``'processes'`` context, each worker process closes the HDF5 files it
     inherited from the caller before its first read, so that it reads through files it
     opened itself (see :func:`pashmap_xfel.close_inherited_files`). Under ``'threads'``
@@ -113,7 +121,7 @@ class ExtraDataTarget:
         kind = _kind_of(obj)
         if kind is None:
             raise TypeError(
-                f"ExtraDataTarget cannot map over {_type_name(obj)}; it maps over "
+                f"ExtraDataTarget cannot map over {qualified_name(type(obj))}; it maps over "
                 f"{_SUPPORTED}.{_hint_for(obj)}"
             )
         if kind == "SourceData" and obj.section not in ("CONTROL", "INSTRUMENT"):
@@ -133,7 +141,7 @@ class ExtraDataTarget:
         wrong = sorted(name for name, value in given.items() if value is not None)
         wrong = [name for name in wrong if name not in defaults]
         if wrong:
-            what = _type_name(obj).rpartition(".")[2]
+            what = qualified_name(type(obj)).rpartition(".")[2]
             allowed = ", ".join(defaults)
             raise TypeError(
                 f"option(s) {', '.join(wrong)} do not apply to {what}; "
@@ -192,8 +200,8 @@ class ExtraDataTarget:
         Raises:
             ValueError: ``n < 1``.
         """
-        shares = contiguous_ranges(len(self.train_ids), n)
-        self._find_layout()
+        shares = super().split(n)
+        self._find_layout()  # here, in the caller, for forked workers to inherit
         return shares
 
     def split_sizes(self, sizes: Sequence[int], /) -> list[range]:
@@ -209,7 +217,7 @@ class ExtraDataTarget:
         Raises:
             ValueError: a size is smaller than 1, or the sizes do not add up.
         """
-        shares = ranges_of_sizes(sizes, len(self.train_ids))
+        shares = super().split_sizes(sizes)
         self._find_layout()
         return shares
 
@@ -225,6 +233,10 @@ class ExtraDataTarget:
         Returns:
             An iterator of ``(index, train_id, data)``, one per train visited; ``data``
             as described in the class docstring. ``train_id`` is a Python ``int``.
+
+        Raises:
+            DataReadError: a train's data could not be read (when the iterator gets to
+                it); the message names the file, source, key and train.
         """
         close_inherited_files()
         if not share:
@@ -254,34 +266,48 @@ class ExtraDataTarget:
         include_empty = self.options["include_empty"]
         empty = np.empty((0, *self.obj.entry_shape), dtype=self.obj.dtype)
         rows = slice(share.start, share.stop)
-        for index, tid, number, first, count in zip(
-            share,
-            self.train_ids[rows].tolist(),
-            layout.file_number[rows].tolist(),
-            layout.first[rows].tolist(),
-            layout.count[rows].tolist(),
-            strict=True,
-        ):
-            if count == 0:
-                if include_empty:
-                    yield index, tid, empty
-                continue
-            # No local name for the array: holding it while the next one is read would
-            # keep two trains' buffers alive and make the allocator map fresh memory.
-            if count == 1 and not keep_dims:
-                yield index, tid, layout.read(number, first, count)[0]
-            else:
-                yield index, tid, layout.read(number, first, count)
+        tid = number = -1
+        try:
+            for index, tid, number, first, count in zip(
+                share,
+                self.train_ids[rows].tolist(),
+                layout.file_number[rows].tolist(),
+                layout.first[rows].tolist(),
+                layout.count[rows].tolist(),
+                strict=True,
+            ):
+                if count == 0:
+                    if include_empty:
+                        yield index, tid, empty
+                    continue
+                # No local name for the array: holding it while the next one is read
+                # would keep two trains' buffers alive and make the allocator map fresh
+                # memory.
+                if count == 1 and not keep_dims:
+                    yield index, tid, layout.read(number, first, count)[0]
+                else:
+                    yield index, tid, layout.read(number, first, count)
+        except _READ_ERRORS as exc:
+            files = [layout.files[number]] if number >= 0 else None
+            raise self._read_error(exc, tid if tid >= 0 else None, files) from exc
 
     def _indexed(
         self, share: range, trains: Iterable[tuple[Any, Any]]
     ) -> Iterator[tuple[int, int, Any]]:
         position = _positions(self.train_ids, share)
-        for train_id, data in trains:
-            tid = int(train_id)
-            yield position[tid], tid, data
-            # Let go of this train's data before the next one is read (see _iterate_layout).
-            del data
+        tid = -1
+        try:
+            for train_id, data in trains:
+                tid = int(train_id)
+                yield position[tid], tid, data
+                # Let go of this train's data before the next one is read (see
+                # _iterate_layout).
+                del data
+        except _READ_ERRORS as exc:
+            # The train being read is the one after the last one given.
+            after = position.get(tid, share.start - 1) + 1
+            reading = int(self.train_ids[after]) if after < share.stop else None
+            raise self._read_error(exc, reading, None, after=tid) from exc
 
     def _iterate_source_data(self, share: range, section: Any) -> Iterator[tuple[int, int, Any]]:
         from extra_data import DataCollection
@@ -303,18 +329,71 @@ class ExtraDataTarget:
         keep_dims = self.options["keep_dims"]
         include_empty = self.options["include_empty"]
         empty_ndim = 1 + len(section.entry_shape)
-        for index, tid in zip(
-            share, self.train_ids[share.start : share.stop].tolist(), strict=True
-        ):
-            found = section.train_from_id(tid, keep_dims=keep_dims)
-            # EXtra-data returns (train_id, array), or only an empty array for a train
-            # that no file has.
-            value = found[1] if isinstance(found, tuple) else found
-            empty = np.ndim(value) == empty_ndim and np.shape(value)[0] == 0
-            if empty and not include_empty:
-                continue
-            yield index, tid, value
-            del found, value
+        tid = None
+        try:
+            for index, tid in zip(
+                share, self.train_ids[share.start : share.stop].tolist(), strict=True
+            ):
+                found = section.train_from_id(tid, keep_dims=keep_dims)
+                # EXtra-data returns (train_id, array), or only an empty array for a
+                # train that no file has.
+                value = found[1] if isinstance(found, tuple) else found
+                empty = np.ndim(value) == empty_ndim and np.shape(value)[0] == 0
+                if empty and not include_empty:
+                    continue
+                yield index, tid, value
+                del found, value
+        except _READ_ERRORS as exc:
+            raise self._read_error(exc, tid, None) from exc
+
+    def _read_error(
+        self, exc: BaseException, train_id: int | None, files: list[Any] | None, after: int = -1
+    ) -> BaseException:
+        """``exc`` again, as a :class:`DataReadError` naming the file, data and train."""
+        if isinstance(exc, DataReadError):
+            return exc
+        source = getattr(self.obj, "source", None) if self.kind != "detector" else None
+        key = getattr(self.obj, "key", None) if self.kind == "KeyData" else None
+        if source is not None and key is not None:
+            what = f"{source} {key}"
+        elif source is not None:
+            what = f"source {source}"
+        else:
+            sources = sorted(getattr(self.obj, "all_sources", ()))
+            shown = ", ".join(sources[:3]) + (
+                f" and {len(sources) - 3} more" if sources[3:] else ""
+            )
+            what = f"the {self.kind} of {shown}" if sources else f"the {self.kind}"
+        if train_id is not None:
+            train = f"train {train_id}"
+        elif after >= 0:
+            train = f"the train after {after}"
+        else:
+            train = "a train"
+        if files is None:
+            files = _files_holding(self.obj, train_id)
+        names = [str(getattr(file, "filename", file)) for file in files]
+        if len(names) == 1:
+            where = f"from {names[0]}"
+        elif names:
+            where = f"from one of the files holding it: {', '.join(names)}"
+        else:
+            where = "(no file holds it)"
+        hint = ""
+        if isinstance(exc, IndexError):
+            hint = (
+                " (a dataset shorter than the INDEX section says: the file is incomplete "
+                "or damaged)"
+            )
+        elif "truncated" in str(exc):
+            hint = " (the file is shorter than HDF5 expects: still being written, or cut short)"
+        return DataReadError(
+            f"cannot read {what} for {train} {where}: {type(exc).__name__}: {exc}{hint}",
+            filename=names[0] if len(names) == 1 else None,
+            source=source,
+            key=key,
+            train_id=train_id,
+        )
 
 
 def _detector_trains(detector: Any, options: Mapping[str, Any]) -> Iterable[tuple[Any, Any]]:
@@ -323,6 +402,16 @@ def _detector_trains(detector: Any, options: Mapping[str, Any]) -> Iterable[tupl
         kwargs["pulses"] = options["pulses"]
     trains: Iterable[tuple[Any, Any]] = detector.trains(**kwargs)
     return trains
+
+
+def _files_holding(obj: Any, train_id: int | None) -> list[Any]:
+    """The files of ``obj`` that hold ``train_id`` (all of them when it is not known)."""
+    files = getattr(obj, "files", None)
+    if files is None:  # a detector: its DataCollection's files
+        files = getattr(getattr(obj, "data", None), "files", None) or []
+    if train_id is None:
+        return list(files)
+    return [file for file in files if train_id in np.asarray(file.train_ids)]
 
 
 def _positions(train_ids: np.ndarray[Any, Any], share: range) -> dict[int, int]:
@@ -352,6 +441,12 @@ def _is_xtdf(detector: object) -> bool:
 
 
 def _hint_for(obj: object) -> str:
+    if "Iterator" in type(obj).__name__ or hasattr(obj, "__next__"):
+        return (
+            " For a trains() iterator, map over the run (or the selection) itself, e.g. "
+            "pm.map(kernel, detector): the workers read the trains; list(obj) would read "
+            "them all into memory first."
+        )
     components = sys.modules.get("extra_data.components")
     if components is not None and isinstance(obj, components.MultimodKeyData):
         return (
@@ -364,9 +459,3 @@ def _hint_for(obj: object) -> str:
 def _type_module(obj: object) -> str:
     module = type(obj).__module__
     return module if isinstance(module, str) else ""
-
-
-def _type_name(obj: object) -> str:
-    klass = type(obj)
-    module = _type_module(obj)
-    return klass.__qualname__ if module == "builtins" else f"{module}.{klass.__qualname__}"

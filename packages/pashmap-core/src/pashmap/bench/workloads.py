@@ -1,9 +1,11 @@
 """The standard benchmark workloads, shared by ``pashmap bench`` and ``benchmarks/``.
 
 Each workload maps a kernel over a target on the *default context* and returns the
-seconds of the part that is measured. Run one in a fresh process with::
+seconds of the part that is measured. Run one in a fresh process with:
 
-    python -m pashmap.bench.workloads WORKLOAD --context processes --workers 2 [--quick]
+```bash
+python -m pashmap.bench.workloads WORKLOAD --context processes --workers 2 [--quick]
+```
 
 which prints one JSON line: ``{"workload", "context", "workers", "seconds", "peak_rss_mb",
 ...}``. The compute functions (:func:`busy`) are plain module-level functions so that
@@ -65,7 +67,7 @@ def sizes(quick: bool) -> Sizes:
 
 
 def busy(iterations: int) -> int:
-    """Pure-Python work that holds the GIL: about 30-60 ns per iteration."""
+    """Pure-Python work that holds the GIL (benchmarks/code_figures.py times an iteration)."""
     total = 0
     for i in range(iterations):
         total += i * i % 7
@@ -244,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     # Run the imported module's main, so that plugin workloads (which import
-    # pashmap.bench) are instances of the same Workload class.
+    # pashmap.bench.workloads) are instances of the same Workload class.
     from pashmap.bench import workloads
 
     sys.exit(workloads.main())

@@ -3,17 +3,21 @@
 Everything a target author needs: the :class:`MapTarget` protocol and its optional
 extensions (:class:`ColumnarTarget`, :class:`GuidedTarget`), :class:`SupportsMapTarget`
 for types that name their own target, :class:`TargetFactory` for the ``pashmap.targets``
-entry-point group, the range helpers, and :func:`resolve_target`, what ``map`` does to
-turn an object into a target. The built-in targets (:class:`SequenceTarget`,
-:class:`NdarrayTarget`, :class:`DataArrayTarget`) are registered in that entry-point
-group like any plugin's.
+entry-point group, :class:`RangeShares` (``split`` and ``split_sizes`` for a target whose
+shares are ranges of positions) and the range helpers beneath it, :func:`qualified_name`
+to name a type in an error message as pashmap does, and :func:`resolve_target`, what
+``map`` does to turn an object into a target. The built-in
+targets (:class:`SequenceTarget`, :class:`NdarrayTarget`, :class:`DataArrayTarget`) are
+made on :class:`RangeShares` and registered in that entry-point group like any plugin's.
 """
 
-from pashmap.registry import is_map_target, resolve_target
+from pashmap.registry import is_map_target, register_target, resolve_target
+from pashmap.remote_exceptions import qualified_name
 from pashmap.target import (
     ColumnarTarget,
     GuidedTarget,
     MapTarget,
+    RangeShares,
     SupportsMapTarget,
     TargetFactory,
     contiguous_ranges,
@@ -29,11 +33,14 @@ __all__ = [
     "GuidedTarget",
     "MapTarget",
     "NdarrayTarget",
+    "RangeShares",
     "SequenceTarget",
     "SupportsMapTarget",
     "TargetFactory",
     "contiguous_ranges",
     "is_map_target",
+    "qualified_name",
     "ranges_of_sizes",
+    "register_target",
     "resolve_target",
 ]

@@ -7,10 +7,10 @@ already imported xarray, so ``import pashmap`` stays cheap and xarray stays opti
 from __future__ import annotations
 
 import sys
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pashmap.target import contiguous_ranges, ranges_of_sizes
+from pashmap.target import RangeShares
 
 if TYPE_CHECKING:
     import xarray
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["DataArrayTarget"]
 
 
-class DataArrayTarget:
+class DataArrayTarget(RangeShares):
     """Map over an ``xarray.DataArray`` along one dimension.
 
     Element ``i`` is ``data_array[{dim: i}]``, a DataArray with its coordinates, so the
@@ -66,14 +66,6 @@ class DataArrayTarget:
 
     def __repr__(self) -> str:
         return f"DataArrayTarget(<DataArray {dict(self.data_array.sizes)}>, dim={self.dim!r})"
-
-    def split(self, n: int, /) -> list[range]:
-        """Cut into at most ``n`` contiguous index ranges along ``dim``."""
-        return contiguous_ranges(len(self), n)
-
-    def split_sizes(self, sizes: Sequence[int], /) -> list[range]:
-        """Cut into contiguous index ranges of the given sizes (see GuidedTarget)."""
-        return ranges_of_sizes(sizes, len(self))
 
     def iterate(self, share: range, /) -> Iterator[tuple[int, Any]]:
         """Yield ``(index, data_array[{dim: index}])`` for every index of ``share``."""

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any, ClassVar, SupportsIndex
 
 import numpy as np
 from numpy.typing import NDArray
 
-from pashmap.target import contiguous_ranges, ranges_of_sizes
+from pashmap.target import RangeShares
 
 __all__ = ["NdarrayTarget"]
 
 
-class NdarrayTarget:
+class NdarrayTarget(RangeShares):
     """Map over a numpy array along one axis.
 
     Element ``i`` is the sub-array at position ``i`` along ``axis`` (for a 1-d array, the
@@ -54,14 +54,6 @@ class NdarrayTarget:
 
     def __repr__(self) -> str:
         return f"NdarrayTarget(<array {self.array.shape} {self.array.dtype}>, axis={self.axis})"
-
-    def split(self, n: int, /) -> list[range]:
-        """Cut into at most ``n`` contiguous index ranges of near-equal size."""
-        return contiguous_ranges(len(self), n)
-
-    def split_sizes(self, sizes: Sequence[int], /) -> list[range]:
-        """Cut into contiguous index ranges of the given sizes (see GuidedTarget)."""
-        return ranges_of_sizes(sizes, len(self))
 
     def iterate(self, share: range, /) -> Iterator[tuple[int, Any]]:
         """Yield ``(index, array[..., index, ...])`` for every index of ``share``."""

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pashmap.remote_exceptions import qualified_name
-from pashmap.target import contiguous_ranges, ranges_of_sizes
+from pashmap.target import RangeShares
 
 __all__ = ["SequenceTarget"]
 
@@ -17,7 +17,7 @@ _SLICEABLE = (list, tuple, range, str, bytes, bytearray, memoryview)
 _BUILTIN_SEQUENCES = frozenset(_SLICEABLE)
 
 
-class SequenceTarget(Generic[T]):
+class SequenceTarget(RangeShares, Generic[T]):
     """Map over a sequence (list, tuple, range, str, or any ``collections.abc.Sequence``).
 
     Each element gives the kernel ``(index, value)``, so the kernel is called as
@@ -57,14 +57,6 @@ class SequenceTarget(Generic[T]):
 
     def __repr__(self) -> str:
         return f"SequenceTarget(<{type(self.sequence).__name__} of {len(self.sequence)}>)"
-
-    def split(self, n: int, /) -> list[range]:
-        """Cut into at most ``n`` contiguous index ranges of near-equal size."""
-        return contiguous_ranges(len(self.sequence), n)
-
-    def split_sizes(self, sizes: Sequence[int], /) -> list[range]:
-        """Cut into contiguous index ranges of the given sizes (see GuidedTarget)."""
-        return ranges_of_sizes(sizes, len(self.sequence))
 
     def iterate(self, share: range, /) -> Iterator[tuple[int, T]]:
         """Yield ``(index, value)`` for every index of ``share``."""
