@@ -101,7 +101,7 @@ def pool_helper_processes() -> Iterator[None]:
     import multiprocessing.forkserver
     from multiprocessing import resource_tracker
 
-    multiprocessing.get_context("forkserver").set_forkserver_preload(["pashmap_shm.pool_worker"])
+    multiprocessing.get_context("forkserver").set_forkserver_preload(["pashmap_shm.worker"])
     multiprocessing.forkserver.ensure_running()
     resource_tracker.ensure_running()
     yield

@@ -28,7 +28,7 @@ STRUCTURED_DTYPE_LOST = pytest.mark.xfail(
     raises=TypeError,
     reason=(
         "pashmap-shm bug: an array of a structured dtype reaches pooled workers as plain "
-        "void ('|V<n>', no fields): shared_handles.dumps_with_handles sends obj.dtype.str, "
+        "void ('|V<n>', no fields): wire.encode_map sends obj.dtype.str, "
         "so out[i] = (a, b) raises TypeError in the kernel"
     ),
 )

@@ -241,11 +241,11 @@ def test_more_shares_than_a_pipe_holds() -> None:
 
 def test_small_maps_do_not_fork_every_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     """Workers start one after another, only while shares are left to take."""
-    import pashmap_shm.forked_map
+    import pashmap_shm.collector
 
     with ProcessContext(4) as ctx:
         # A ramp-up no first worker can miss: a small map is then one fork, every time.
-        monkeypatch.setattr(pashmap_shm.forked_map, "_RAMP_UP", 30.0)
+        monkeypatch.setattr(pashmap_shm.collector, "_RAMP_UP", 30.0)
         counts = [len(set(ctx.map(lambda wid, i, v: os.getpid(), range(4)))) for _ in range(10)]
         assert counts == [1] * 10
         monkeypatch.undo()

@@ -42,7 +42,7 @@ def helper_processes() -> Iterator[None]:
     other test modules, which count child processes, never see them."""
     from multiprocessing import resource_tracker
 
-    multiprocessing.get_context("forkserver").set_forkserver_preload(["pashmap_shm.pool_worker"])
+    multiprocessing.get_context("forkserver").set_forkserver_preload(["pashmap_shm.worker"])
     multiprocessing.forkserver.ensure_running()
     resource_tracker.ensure_running()
     yield

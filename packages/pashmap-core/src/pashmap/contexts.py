@@ -19,7 +19,8 @@ workers are (threads, processes, machines):
   another context is refused instead of losing its writes;
 * running a share: :func:`run_share` / :func:`share_runner` call the kernel the cheapest
   way, count progress, stop at a deadline (:func:`deadline_after`) and between two
-  elements when the map must end early (:class:`StopSignal`);
+  elements when the map must end early (:class:`StopSignal`); :func:`run_serially`
+  runs a nested map in the worker that started it;
 * progress: :func:`progress_counts` draws a tqdm bar from per-worker counters that the
   context allocates where its workers can write them;
 * exception transport: :func:`encode_exception` in the worker, :func:`decode_exception`
@@ -36,7 +37,7 @@ from pashmap.allocation import Allocator, Order, ShapeLike, allocate_array
 from pashmap.base_context import BaseContext
 from pashmap.context import Context
 from pashmap.errors import KernelError
-from pashmap.execution import StopSignal, deadline_after, run_share, share_runner
+from pashmap.execution import StopSignal, deadline_after, run_serially, run_share, share_runner
 from pashmap.local import LocalContext
 from pashmap.machine import available_cpus, available_memory, format_bytes, resolve_num_workers
 from pashmap.options import COMMON_OPTIONS
@@ -90,6 +91,7 @@ __all__ = [
     "mark_process_as_worker",
     "progress_counts",
     "resolve_num_workers",
+    "run_serially",
     "run_share",
     "set_process_scope",
     "share_runner",

@@ -10,7 +10,7 @@ tuples) is named in the ``TypeError``, found on the error path only.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from itertools import compress, repeat, starmap
 from typing import Any, TypeVar
@@ -22,7 +22,7 @@ from pashmap.errors import MapTimeoutError
 from pashmap.remote_exceptions import qualified_name
 from pashmap.target import MapTarget
 
-__all__ = ["StopSignal", "deadline_after", "run_share", "share_runner"]
+__all__ = ["StopSignal", "deadline_after", "run_serially", "run_share", "share_runner"]
 
 R = TypeVar("R")
 
@@ -107,6 +107,35 @@ def run_share(
     """
     runner = share_runner(kernel, worker_id, target, counts=counts, deadline=deadline, stop=stop)
     return runner(share)
+
+
+def run_serially(
+    kernel: Callable[..., R],
+    target: MapTarget[Any],
+    shares: Sequence[Any],
+    *,
+    deadline: float | None = None,
+) -> list[R]:
+    """Run every share in the calling thread, as worker 0, in index order.
+
+    What a parallel context does with a map started inside one of its workers
+    (:func:`pashmap.contexts.in_worker`): the nested map runs serially in the worker
+    that asked, in that worker's scope, rather than starting workers of its own.
+
+    Args:
+        kernel: the function to call.
+        target: the MapTarget the shares came from.
+        shares: the shares, in index order.
+        deadline: as for :func:`run_share`.
+
+    Returns:
+        The kernel's return values, in index order.
+
+    Raises:
+        MapTimeoutError: the deadline passed.
+    """
+    run = share_runner(kernel, 0, target, deadline=deadline)
+    return [value for share in shares for value in run(share)]
 
 
 def share_runner(

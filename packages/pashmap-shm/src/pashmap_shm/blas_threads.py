@@ -7,16 +7,16 @@ worker. So every worker process limits these libraries to its share of the CPUs,
 ``max(1, usable_cpus // num_workers)``, with threadpoolctl (which knows how to talk to
 each library).
 
-Finding the libraries takes about a millisecond, so the caller does it once (again
+Finding the libraries is slow next to a small map, so the caller does it once (again
 only after new modules were imported). ``ProcessContext`` sets the limit in the caller
 for the instant of its forks and restores it right after, so the workers inherit it and
 the caller's own setting is unchanged when the map runs.
 
 OpenBLAS shuts its thread pool down at every fork and restarts it on the next call that
-changes its thread count; the restarted threads then spin (busy-wait for work) for about
-0.1 s. Set in a fresh child, the limit would thus cost each worker 0.1 s of CPU per map,
-and restored in the caller, the caller as much while the workers run (a 25 % slower
-per-element benchmark on 2 cores). So the caller, after restoring its count, shuts the
+changes its thread count; the restarted threads then spin (busy-wait for work) for a
+while. Set in a fresh child, the limit would thus cost each worker that much CPU at every
+map, and restored in the caller, the caller as much while the workers run, taking CPU
+from them. So the caller, after restoring its count, shuts the
 restarted pool down again (``blas_thread_shutdown_``, what OpenBLAS's own fork handler
 calls); it starts again at the caller's next BLAS call, as after any fork.
 
@@ -130,8 +130,8 @@ def limit_blas_threads(
 ) -> list[tuple[Any, int]]:
     """Limit every BLAS/OpenMP library that runs more than ``limit`` threads.
 
-    Talks to each library directly (a few microseconds), not through a threadpoolctl
-    limiter object.
+    Talks to each library directly, not through a threadpoolctl limiter object, which
+    costs more than the rest of a small map's bookkeeping.
 
     Args:
         controller: from :func:`blas_controller`.
@@ -139,7 +139,7 @@ def limit_blas_threads(
         around_fork: the limit is for children about to be forked and is undone right
             after the fork. For OpenBLAS built with pthreads, the thread count it keeps
             (``blas_cpu_number``) is then written directly: its setter would restart the
-            thread pool in the caller (a thread start and join, about 0.1 ms, per map).
+            thread pool in the caller (a thread start and join at every map).
 
     Returns:
         The ``(library or counter, previous count)`` pairs that were changed, for

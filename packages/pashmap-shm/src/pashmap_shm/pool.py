@@ -1,11 +1,13 @@
-"""WorkerPool: worker processes started once (fork, forkserver or spawn) that serve many maps.
+"""Warm workers: processes started once (fork, forkserver or spawn) that serve many maps.
 
-Used by :class:`~pashmap_shm.ProcessContext` for ``start_method='forkserver'`` and
-``'spawn'``, and for ``persistent=True`` (warm workers). The workers are started with
-:mod:`multiprocessing` and each gets one end of a Unix socket pair; every map is sent to
-every worker over its socket (:mod:`pashmap_shm.pool_worker`), with the share queue and
-the shared arrays as file descriptors, and the replies are read exactly like those of
-forked workers. A worker that dies closes its socket: the caller sees the end of file at
+:class:`WorkerPool` is what :class:`~pashmap_shm.ProcessContext` keeps for
+``start_method='forkserver'`` and ``'spawn'``, for ``persistent=True`` and inside a
+``with`` block. The workers are started with :mod:`multiprocessing` and each gets one end
+of a Unix socket pair, on which it serves maps (:func:`pashmap_shm.worker.serve_maps`).
+:class:`PooledWorkers` is the worker set of one map on them: the map, pickled once, is
+sent to every worker with the share queue and the shared arrays as file descriptors
+(:mod:`pashmap_shm.wire`), and the replies are collected exactly like those of forked
+workers. A worker that dies closes its socket: the caller sees the end of file at
 once and raises :class:`pashmap.WorkerDiedError`. After any failure (kernel error,
 timeout, dead worker, Ctrl-C) the whole pool is killed and a new one started by the next
 map, so a map never inherits a worker left in an unknown state.
@@ -16,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import pickle
 import signal
 import socket
 import warnings
@@ -26,15 +27,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from pashmap import MapTarget, WorkerDiedError
-from pashmap_shm.forked_map import FORK_WARNING, ForkedMap, WorkerProcess, died_error
-from pashmap_shm.pool_worker import send_map, serve_maps
-from pashmap_shm.shared_handles import dumps_with_handles
+from pashmap import MapTarget
+from pashmap_shm.collector import FORK_WARNING, Awake, WorkerProcess, WorkerSet, died_error
+from pashmap_shm.wire import encode_map, send_map
+from pashmap_shm.worker import serve_maps
 
-__all__ = ["PoolMap", "WorkerPool"]
+__all__ = ["PooledWorkers", "WorkerPool"]
 
 _JOIN_TIMEOUT = 2.0
-_WORKER_MODULE = "pashmap_shm.pool_worker"
+# Imported by the fork server once, not by every worker it starts. (Kernels arrive
+# pickled by cloudpickle, whose functions unpickle through it.)
+_PRELOAD = ("pashmap_shm.worker", "cloudpickle")
 
 
 class WorkerPool:
@@ -135,66 +138,78 @@ class WorkerPool:
         return code
 
 
-class PoolMap(ForkedMap):
-    """One map over the workers of a :class:`WorkerPool`."""
+class PooledWorkers(WorkerSet):
+    """The worker set of one map on warm workers: the map, pickled once, goes to all.
+
+    Pickling happens here, with cloudpickle (:func:`pashmap_shm.wire.encode_map`);
+    arrays in memfd blocks travel as handles to the same memory.
+
+    Args:
+        kernel: the kernel.
+        target: the map target.
+        shares: its shares.
+        counts: the progress counters in shared memory, or ``None``.
+        blas_threads: the BLAS thread limit for the workers, or ``None``.
+        num_workers: the pool's number of workers.
+
+    Attributes:
+        copies: how many writable arrays that only forked workers share the map holds
+            (they would arrive as copies).
+
+    Raises:
+        Exception: what pickling the kernel or the target raised.
+    """
 
     def __init__(
         self,
-        pool: WorkerPool,
         kernel: Callable[..., Any],
         target: MapTarget[Any],
         shares: Sequence[Any],
         counts: NDArray[np.int64] | None,
-        deadline: float | None,
         blas_threads: int | None,
+        num_workers: int,
     ) -> None:
-        super().__init__(kernel, target, shares, pool.num_workers, counts, deadline, None)
-        self.pool = pool
-        self.blas_threads = blas_threads
+        super().__init__(num_workers)
+        self.encoded = encode_map(kernel, target, shares, counts, blas_threads)
+        self.copies = self.encoded.copies
+        self.pool: WorkerPool | None = None
 
-    def _start(self, count: int) -> list[WorkerProcess]:
+    def run_on(self, pool: WorkerPool, shares: Sequence[Any], deadline: float | None) -> list[Any]:
+        """Run the map on ``pool``'s workers (:meth:`WorkerSet.map`)."""
+        self.pool = pool
+        return self.map(shares, deadline)
+
+    def start(self, count: int, queue_fd: int) -> list[WorkerProcess]:
         """Send the map to every warm worker (they are all running: ``count`` is moot)."""
-        try:
-            payload, serials, fds = dumps_with_handles(
-                (self.kernel, self.target, self.shares, self.counts, self.blas_threads)
-            )
-        except Exception as exc:
-            raise TypeError(
-                f"under start_method={self.pool.start_method!r} (or persistent=True) the "
-                f"kernel and the target are pickled to reach the workers, and this one "
-                f"cannot be ({type(exc).__name__}: {exc}). Arrays allocated by the context "
-                "travel as shared memory; other objects must be picklable (cloudpickle). "
-                "Use start_method='fork' for anything else"
-            ) from exc
-        message = pickle.dumps((serials, payload), protocol=pickle.HIGHEST_PROTOCOL)
+        assert self.pool is not None
         for worker_id, (process, sock) in enumerate(
             zip(self.pool.processes, self.pool.sockets, strict=True)
         ):
-            self.workers.append(WorkerProcess(worker_id, int(process.pid), sock.fileno()))
+            worker = WorkerProcess(worker_id, int(process.pid), sock.fileno())
+            self.workers.append(worker)
             try:
-                send_map(sock, message, [self.queue_fd, *fds])
+                send_map(sock, self.encoded.message, [queue_fd, *self.encoded.fds])
             except OSError:
-                raise self._died(self.workers[-1]) from None
+                raise died_error(worker, self.exit_status(worker, wait=True) or 0) from None
         return self.workers
 
-    def _check_alive(self) -> None:
-        for worker in self.workers:
-            if not worker.done and not self.pool.processes[worker.worker_id].is_alive():
-                raise self._died(worker)
-
-    def _died(self, worker: WorkerProcess) -> WorkerDiedError:
+    def exit_status(self, worker: WorkerProcess, *, wait: bool) -> int | None:
+        """See :meth:`WorkerSet.exit_status`."""
+        assert self.pool is not None
+        process = self.pool.processes[worker.worker_id]
+        if not wait and process.is_alive():
+            return None
         code = self.pool.exitcode(worker.worker_id)
         worker.reaped = True
         if code is None:
-            status = 0
-        elif code < 0:
-            status = -code  # as os.waitpid reports a death by signal
-        else:
-            status = (code & 0xFF) << 8
-        return died_error(worker, status)
+            return 0
+        if code < 0:
+            return -code  # as os.waitpid reports a death by signal
+        return (code & 0xFF) << 8
 
-    def _stop_all(self) -> None:
-        if not all(worker.done for worker in self.workers):
+    def stop(self, awake: Awake | None) -> None:
+        """Kill the whole pool unless every worker finished the map."""
+        if self.pool is not None and not all(worker.done for worker in self.workers):
             self.pool.kill()
         self.workers.clear()
 
@@ -208,5 +223,6 @@ def _preload_in_forkserver(context: Any) -> None:
     import multiprocessing.forkserver as forkserver
 
     preload = list(getattr(forkserver._forkserver, "_preload_modules", []))
-    if _WORKER_MODULE not in preload:
-        context.set_forkserver_preload([*preload, _WORKER_MODULE])
+    missing = [module for module in _PRELOAD if module not in preload]
+    if missing:
+        context.set_forkserver_preload([*preload, *missing])

@@ -1,33 +1,37 @@
-"""ProcessContext: run maps in forked worker processes writing into shared memory.
+"""ProcessContext: run maps in worker processes writing into shared memory.
 
-Each map forks its workers afresh, so the kernel -- a closure, a lambda, a local function
--- and everything it refers to reach the workers as they are at the moment of the call,
-without pickling. The workers take share after share from a pipe holding the share
-indices (dynamic load balancing), write their results into shared arrays and report on a
-pipe of their own. The caller watches all pipes at once: a worker's end of file without a
-final message means that worker died, which is reported at once as
-:class:`pashmap.WorkerDiedError`; nothing waits on a worker that cannot answer.
+A map runs in one of three modes, which the context decides before it starts the map
+(:meth:`ProcessContext.run`):
 
-Fork and threads
-    Python 3.12+ warns (``DeprecationWarning``) when a process that has more than one
-    thread forks, because a lock held by another thread at that instant stays locked
-    forever in the child. numpy's BLAS starts such threads at import, so every fork made
-    here would warn. pashmap-shm silences that one warning, for the forks it makes, on
-    purpose, with a ``warnings.catch_warnings`` block around them (so it holds under
-    ``-W error`` and pytest's ``filterwarnings = error`` too; the block changes the
-    process-wide filters for the microseconds of the forks). The child only runs the
-    kernel and this module's loop, and then leaves with ``os._exit``. BLAS libraries
-    (OpenBLAS, MKL) reset their thread pools in the child, and CPython re-creates its own
-    locks (import lock, stdio buffers, logging handlers) after fork. What remains unsafe
-    is a kernel that takes a lock which one of *your* threads may hold during the map
-    (e.g. a lock in a library you call from both); use
-    :class:`~pashmap_shm.ThreadContext` for such code, or start your threads after the
-    map.
+* **fork per map** (the default): the workers are forked afresh at each map, so the
+  kernel -- a closure, a lambda, a local function -- and everything it refers to reach
+  them as they are at the moment of the call, without pickling;
+* **pooled** (``start_method='forkserver'``/``'spawn'``, or ``persistent=True``): the
+  map is pickled once and sent to workers that did not inherit the caller;
+* **warm block** (inside ``with ProcessContext() as ctx:``): pooled when the map can
+  travel whole (it pickles, and refers to no array that only forked workers share),
+  else forked as usual.
+
+How a map moves::
+
+    caller                                            worker processes
+    ------                                            ----------------
+    ProcessContext.run
+      split_target -> shares
+      mode?  fork per map --> ForkedWorkers  --fork---> worker.serve (inherits all)
+             pooled/warm  --> PooledWorkers  --socket-> worker.serve_maps -> serve
+                              (the map pickled once, wire.encode_map)
+      WorkerSet.map (collector):
+        share numbers  ------------ queue pipe ------>  read a share, run the kernel
+        poll all pipes <---- RESULTS/DONE/ERROR -------  report (wire)
+      values in index order; shared arrays hold what the kernels wrote
+
+See :mod:`pashmap_shm.collector` for what the caller makes of the workers' reports, and
+:mod:`pashmap_shm.forked` on fork and threads.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -42,24 +46,25 @@ from pashmap.contexts import (
     in_worker,
     progress_counts,
     resolve_num_workers,
-    run_share,
+    run_serially,
     split_target,
 )
-from pashmap_shm.blas_threads import (
-    BlasThreads,
-    blas_controller,
-    resolve_blas_threads,
-)
-from pashmap_shm.forked_map import ForkedMap
+from pashmap_shm.blas_threads import BlasThreads, blas_controller, resolve_blas_threads
+from pashmap_shm.forked import ForkedWorkers
 from pashmap_shm.shared_memory import allocate_shared, clear_cache
-from pashmap_shm.unshared_writes import warn_about_unshared_writes
+from pashmap_shm.unshared_writes import warn_about_copies, warn_about_unshared_writes
 
 if TYPE_CHECKING:
-    from pashmap_shm.pool import WorkerPool
+    from pashmap_shm.pool import PooledWorkers, WorkerPool
 
 __all__ = ["ProcessContext"]
 
 R = TypeVar("R")
+
+# The modes of a map (see the module's docstring).
+_FORK_PER_MAP = "fork per map"
+_POOLED = "pooled"
+_WARM_BLOCK = "warm block"
 
 
 class ProcessContext(BaseContext):
@@ -100,8 +105,8 @@ class ProcessContext(BaseContext):
 
     Args:
         num_workers: the number of worker processes; ``None`` (default) uses every CPU
-            this process may run on (``os.sched_getaffinity``, which follows taskset,
-            Slurm and cgroup CPU sets).
+            this process may use (:func:`pashmap.contexts.available_cpus`: CPU affinity,
+            which follows taskset, Slurm and cgroup CPU sets, and the cgroup CPU quota).
         blas_threads: the BLAS/OpenMP threads (OpenBLAS, MKL, OpenMP, via threadpoolctl)
             each worker process may use: ``'auto'`` (default) its share of the CPUs,
             ``max(1, cpus // num_workers)``, so the workers do not oversubscribe the
@@ -179,11 +184,7 @@ class ProcessContext(BaseContext):
             MemoryError: the array does not fit in the memory available (the message
                 gives the size asked and the size available).
         """
-        if self._pooled or self._warm_block:
-            from pashmap_shm.shared_handles import allocate_with_handle
-
-            return allocate_with_handle(shape, dtype, order)
-        return allocate_shared(shape, dtype, order)
+        return allocate_shared(shape, dtype, order, memfd=self._mode() != _FORK_PER_MAP)
 
     def run(
         self,
@@ -222,47 +223,88 @@ class ProcessContext(BaseContext):
         if not shares:
             return []
         if in_worker():
-            return [
-                value
-                for share in shares
-                for value in run_share(kernel, 0, target, share, deadline=deadline)
-            ]
+            return run_serially(kernel, target, shares, deadline=deadline)
         warn_about_unshared_writes(kernel)
-        if self._pooled:
-            return self._run_pooled(kernel, target, shares, progress, deadline)
-        if self._warm_block and _travels_whole(kernel, target, shares):
-            return self._run_pooled(kernel, target, shares, progress, deadline)
+        mode = self._mode()
+        if mode == _FORK_PER_MAP and not progress:
+            # The usual map: no counters to make, and no with block, whose exit after
+            # the fork would touch (copy) pages of its own.
+            return self._run_in(mode, kernel, target, shares, None, deadline)
+        with progress_counts(self, target, progress) as counts:
+            return self._run_in(mode, kernel, target, shares, counts, deadline)
+
+    def _run_in(
+        self,
+        mode: str,
+        kernel: Callable[..., Any],
+        target: MapTarget[Any],
+        shares: Sequence[Any],
+        counts: NDArray[np.int64] | None,
+        deadline: float | None,
+    ) -> list[Any]:
+        """Run the map in ``mode``: on warm workers if it goes there, else forked."""
+        pooled = None
+        if mode != _FORK_PER_MAP:
+            pooled = self._pooled_workers(kernel, target, shares, counts, mode)
+        if pooled is not None:
+            if self._pool is None or not self._pool.running:
+                from pashmap_shm.pool import WorkerPool
+
+                self._pool = WorkerPool(self._num_workers, self._start_method)
+                self._pool.start()
+            try:
+                return pooled.run_on(self._pool, shares, deadline)
+            finally:
+                if not (self._persistent or self._warm_block):
+                    self._stop_pool()
         blas = None
         if self._blas_threads is not None:
             blas = (blas_controller(), self._blas_threads)
         num_workers = min(self._num_workers, len(shares))
-        if not progress:
-            return ForkedMap(kernel, target, shares, num_workers, None, deadline, blas).run()
-        with progress_counts(self, target, progress) as counts:
-            return ForkedMap(kernel, target, shares, num_workers, counts, deadline, blas).run()
+        forked = ForkedWorkers(kernel, target, shares, num_workers, counts, blas)
+        return forked.map(shares, deadline)
 
-    def _run_pooled(
+    def _mode(self) -> str:
+        """How the next map runs: fork per map, pooled, or inside a warm block."""
+        if self._pooled:
+            return _POOLED
+        return _WARM_BLOCK if self._warm_block else _FORK_PER_MAP
+
+    def _pooled_workers(
         self,
-        kernel: Callable[..., R],
+        kernel: Callable[..., Any],
         target: MapTarget[Any],
         shares: Sequence[Any],
-        progress: bool,
-        deadline: float | None,
-    ) -> list[R]:
-        from pashmap_shm.pool import PoolMap, WorkerPool
+        counts: NDArray[np.int64] | None,
+        mode: str,
+    ) -> PooledWorkers | None:
+        """The map pickled for warm workers; ``None`` for a warm block's map that cannot
+        travel whole (it does not pickle, or holds arrays only forked workers share).
 
-        if self._pool is None or not self._pool.running:
-            self._pool = WorkerPool(self._num_workers, self._start_method)
-            self._pool.start()
+        Raises:
+            TypeError: the map does not pickle, in the pooled mode.
+        """
+        from pashmap_shm.pool import PooledWorkers
+
         try:
-            with progress_counts(self, target, progress) as counts:
-                pooled = PoolMap(
-                    self._pool, kernel, target, shares, counts, deadline, self._blas_threads
-                )
-                return pooled.run()
-        finally:
-            if not (self._persistent or self._warm_block):
-                self._stop_pool()
+            pooled = PooledWorkers(
+                kernel, target, shares, counts, self._blas_threads, self._num_workers
+            )
+        except Exception as exc:
+            if mode == _WARM_BLOCK:
+                return None
+            raise TypeError(
+                f"under start_method={self._start_method!r} (or persistent=True) the "
+                f"kernel and the target are pickled to reach the workers, and this one "
+                f"cannot be ({type(exc).__name__}: {exc}). Arrays allocated by the context "
+                "travel as shared memory; other objects must be picklable (cloudpickle). "
+                "Use start_method='fork' for anything else"
+            ) from exc
+        if pooled.copies:
+            if mode == _WARM_BLOCK:
+                return None
+            warn_about_copies()
+        return pooled
 
     def _stop_pool(self) -> None:
         if self._pool is not None:
@@ -306,20 +348,3 @@ def _check_start_method(start_method: object, context_name: str) -> str:
     if start_method not in multiprocessing.get_all_start_methods():
         raise ValueError(f"start_method={start_method!r} is not available on this platform")
     return str(start_method)
-
-
-def _travels_whole(
-    kernel: Callable[..., Any], target: MapTarget[Any], shares: Sequence[Any]
-) -> bool:
-    """Whether a map can go to warm workers with nothing lost: it pickles, and it refers
-    to no array that only forked workers share (such an array would arrive as a copy)."""
-    from pashmap_shm.shared_handles import dumps_with_handles
-    from pashmap_shm.unshared_writes import NotSharedWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", NotSharedWarning)
-        try:
-            dumps_with_handles((kernel, target, shares))
-        except Exception:
-            return False
-    return True

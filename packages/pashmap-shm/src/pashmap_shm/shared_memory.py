@@ -1,18 +1,25 @@
-"""Arrays in shared anonymous memory, which forked workers write and the caller reads.
+"""Arrays in shared memory, which workers write and the caller reads with no copy.
 
-Memory comes from ``mmap(MAP_SHARED | MAP_ANONYMOUS)``: it is not a file, so it leaves
-nothing behind in ``/dev/shm`` and holds no file descriptor; children created by
-``fork()`` see the same pages, so their writes reach the caller without a copy. It is
-unmapped when the last array (or view) using it is dropped.
+Every array lives in a :class:`Block`, one ``MAP_SHARED`` mapping with one of two
+backends:
 
-Writing fresh anonymous memory is slow: every page is faulted in and zeroed by the kernel
-on first touch (about 0.8 GB/s on a busy node, against several GB/s into memory already
-touched). Programs that allocate, map and drop arrays of the same size in a loop would pay
-that every cycle, so dropped blocks are kept in a small cache (at most
-:func:`cache_limit` bytes, an eighth of the machine's memory by default, 4 GiB at most) and
-handed out again for a request of about the same size. :func:`clear_cache` (also called by
-``ProcessContext.close()``) returns the cached memory to the system. Forked workers never
-reuse blocks: the parent may hand its cached blocks out again at any time.
+* anonymous memory (``mmap(MAP_SHARED | MAP_ANONYMOUS)``), for workers forked at each
+  map: children made by ``fork()`` see the same pages. It is not a file, so it leaves
+  nothing in ``/dev/shm`` and holds no file descriptor;
+* a ``memfd`` (an anonymous file in memory), for workers that were not forked after the
+  allocation (``forkserver``, ``spawn``, warm workers): its descriptor can be handed to
+  them, and they map the same pages (see :mod:`pashmap_shm.wire`).
+
+:func:`owner_of` finds the block holding an array's data (views included).
+
+Writing fresh anonymous memory is slow, since the kernel faults in and zeroes every
+page on first touch, so programs that allocate, map and drop arrays of the same size in
+a loop would pay that at every cycle: dropped anonymous blocks are kept in a small cache
+(at most :func:`cache_limit` bytes, an eighth of the machine's memory by default, 4 GiB
+at most) and handed out again for a request of about the same size. :func:`clear_cache`
+(also called by ``ProcessContext.close()``) returns the cached memory to the system.
+Forked workers never reuse blocks: the parent may hand its cached blocks out again at
+any time. A memfd block is closed and unmapped when its last array is dropped.
 
 Before mapping, the size is checked against the memory available to this process
 (``MemAvailable``, and the cgroup's limit if there is one): a request that cannot fit
@@ -22,6 +29,7 @@ part way through writing.
 
 from __future__ import annotations
 
+import itertools
 import mmap
 import os
 import threading
@@ -36,27 +44,65 @@ from numpy.typing import NDArray
 from pashmap.contexts import Order, available_memory, format_bytes
 
 __all__ = [
+    "Block",
     "allocate_shared",
     "cache_limit",
     "cached_bytes",
     "clear_cache",
     "is_shared",
+    "owner_of",
     "set_cache_limit",
 ]
 
 _GiB = 2**30
 
+
+class Block:
+    """One mapping of shared memory, which arrays are allocated in.
+
+    Attributes:
+        address: where the mapping starts in this process.
+        size: its length in bytes (whole pages).
+        mapping: the ``mmap`` object.
+        fd: the memfd behind it, or ``-1`` for anonymous memory (forked workers only).
+        serial: a number naming a memfd block to workers, unique in this process
+            (0 for anonymous memory).
+    """
+
+    __slots__ = ("address", "fd", "mapping", "serial", "size")
+
+    def __init__(self, mapping: mmap.mmap, size: int, fd: int, serial: int) -> None:
+        self.mapping = mapping
+        self.size = size
+        self.fd = fd
+        self.serial = serial
+        self.address = int(np.frombuffer(mapping, dtype=np.uint8, count=1).ctypes.data)
+
+
+class _Owner:
+    """The owner of one array's memory: its finalizer gives the block back."""
+
+    __slots__ = ("__array_interface__", "__weakref__")
+
+    def __init__(self, address: int, nbytes: int) -> None:
+        self.__array_interface__ = {
+            "shape": (nbytes,),
+            "typestr": "|u1",
+            "data": (address, False),
+            "version": 3,
+        }
+
+
 _lock = threading.Lock()
-# A mapping: its size, the mmap object and its start address.
-_Entry = tuple[int, mmap.mmap, int]
-# Blocks whose arrays have all been dropped; oldest first.
-_free: list[_Entry] = []
+_serials = itertools.count(1)
+# Start address -> every block made here that is still mapped (cached ones included).
+_mapped: dict[int, Block] = {}
+# Anonymous blocks whose arrays have all been dropped; oldest first.
+_free: list[Block] = []
 _free_bytes = 0
 # Filled by finalizers, which may run inside an allocation (garbage collection), so they
 # only append here (atomic) and the cache takes the blocks under its lock later.
-_returned: deque[_Entry] = deque()
-# Start address -> size of every mapping made here that is still mapped.
-_mapped: dict[int, int] = {}
+_returned: deque[Block] = deque()
 _limit: int | None = None
 # The process this cache belongs to. In a child made by fork() the cache state it
 # inherited is the parent's, whose "free" blocks the parent may hand out again at any
@@ -70,30 +116,20 @@ def _forked() -> bool:
     return os.getpid() != _owner_pid
 
 
-class _Block:
-    """The owner of an array's memory: its finalizer returns the mapping to the cache."""
-
-    __slots__ = ("__array_interface__", "__weakref__")
-
-    def __init__(self, address: int, nbytes: int) -> None:
-        self.__array_interface__ = {
-            "shape": (nbytes,),
-            "typestr": "|u1",
-            "data": (address, False),
-            "version": 3,
-        }
-
-
-def allocate_shared(shape: tuple[int, ...], dtype: np.dtype[Any], order: Order) -> NDArray[Any]:
-    """Return an uninitialised array in shared anonymous memory.
+def allocate_shared(
+    shape: tuple[int, ...], dtype: np.dtype[Any], order: Order, *, memfd: bool = False
+) -> NDArray[Any]:
+    """Return an uninitialised array in shared memory.
 
     Args:
         shape: the shape, a tuple of non-negative ints.
         dtype: the dtype; it must not hold Python objects.
         order: ``'C'`` or ``'F'``.
+        memfd: back it with a memfd, which workers not forked after this call can map;
+            else with anonymous memory, which only forked children share.
 
     Returns:
-        A writable array whose memory forked children share with this process.
+        A writable array whose memory the workers share with this process.
 
     Raises:
         TypeError: the dtype holds Python objects (references cannot be shared between
@@ -112,14 +148,29 @@ def allocate_shared(shape: tuple[int, ...], dtype: np.dtype[Any], order: Order) 
     if nbytes == 0:
         return np.empty(shape, dtype=dtype, order=order)
     size = -(-nbytes // mmap.PAGESIZE) * mmap.PAGESIZE
-    entry = _take_cached(size)
-    if entry is None:
-        entry = _map_new(size, nbytes, shape, dtype)
-    owner = _Block(entry[2], nbytes)
-    weakref.finalize(owner, _give_back, entry)
+    block = None if memfd else _take_cached(size)
+    if block is None:
+        what = f"{_describe(nbytes)} of shared memory for an array of shape {shape} {dtype}"
+        block = _map_new(size, memfd, what)
+    owner = _Owner(block.address, nbytes)
+    weakref.finalize(owner, _release if memfd else _give_back, block)
     raw: NDArray[np.uint8] = np.asarray(owner)
     out: NDArray[Any] = np.ndarray(shape, dtype=dtype, buffer=raw, order=order)
     return out
+
+
+def owner_of(array: NDArray[Any]) -> Block | None:
+    """The block allocated here that holds ``array``'s data, or ``None``.
+
+    Args:
+        array: a numpy array (a view of a shared array is found too).
+    """
+    start = int(array.__array_interface__["data"][0])
+    with _lock:
+        for address, block in _mapped.items():
+            if address <= start < address + block.size:
+                return block
+    return None
 
 
 def is_shared(array: NDArray[Any]) -> bool:
@@ -134,11 +185,9 @@ def is_shared(array: NDArray[Any]) -> bool:
     Returns:
         Whether writes made by a forked child to this array are seen by this process.
     """
+    if owner_of(array) is not None:
+        return True
     start = int(array.__array_interface__["data"][0])
-    with _lock:
-        for address, size in _mapped.items():
-            if address <= start < address + size:
-                return True
     try:
         maps = Path("/proc/self/maps").read_text()
     except OSError:  # not Linux: assume the best rather than warn wrongly
@@ -204,11 +253,46 @@ def clear_cache() -> int:
 
 
 # ----------------------------------------------------------------- internals
-def _give_back(entry: _Entry) -> None:
-    """Finalizer of a block's owner: keep the mapping for reuse, or unmap it."""
+def _map_new(size: int, memfd: bool, what: str) -> Block:
+    """Map ``size`` fresh bytes, after checking that they fit."""
+    available = available_memory()
+    if available is not None and size > available and cached_bytes():
+        clear_cache()
+        available = available_memory()
+    if available is not None and size > available:
+        raise MemoryError(
+            f"cannot allocate {what}: only {_describe(available)} is available to this process"
+        )
+    fd = -1
+    try:
+        if memfd:
+            fd = os.memfd_create("pashmap", os.MFD_CLOEXEC)
+            os.ftruncate(fd, size)
+        block = Block(mmap.mmap(fd, size, flags=mmap.MAP_SHARED), size, fd, 0)
+    except OSError as exc:
+        if fd >= 0:
+            os.close(fd)
+        raise MemoryError(f"cannot allocate {what}: {exc}") from exc
+    with _lock:
+        if memfd:
+            block.serial = next(_serials)
+        _mapped[block.address] = block
+    return block
+
+
+def _release(block: Block) -> None:
+    """Finalizer of an array in a memfd block: close the block."""
+    with _lock:
+        _mapped.pop(block.address, None)
+    block.mapping.close()
+    os.close(block.fd)
+
+
+def _give_back(block: Block) -> None:
+    """Finalizer of an array in anonymous memory: keep the block for reuse, or unmap it."""
     if _forked():
         return  # the parent may still use it; the mapping goes with this process
-    _returned.append(entry)
+    _returned.append(block)
     # Not blocking: this may run from garbage collection inside an allocation that holds
     # the lock; the block then waits in _returned until the next allocation.
     if _lock.acquire(blocking=False):
@@ -218,7 +302,7 @@ def _give_back(entry: _Entry) -> None:
             _lock.release()
 
 
-def _take_cached(size: int) -> _Entry | None:
+def _take_cached(size: int) -> Block | None:
     """Pop the smallest cached block of at least ``size`` bytes (and not much more)."""
     global _free_bytes
     if _forked():
@@ -226,47 +310,25 @@ def _take_cached(size: int) -> _Entry | None:
     with _lock:
         _absorb_returned()
         best = -1
-        for position, (block_size, _, _) in enumerate(_free):
-            if size <= block_size <= size + size // 4 and (best < 0 or block_size < _free[best][0]):
+        for position, block in enumerate(_free):
+            if size <= block.size <= size + size // 4 and (
+                best < 0 or block.size < _free[best].size
+            ):
                 best = position
         if best < 0:
             return None
-        entry = _free.pop(best)
-        _free_bytes -= entry[0]
-        return entry
-
-
-def _map_new(size: int, nbytes: int, shape: tuple[int, ...], dtype: np.dtype[Any]) -> _Entry:
-    """Map ``size`` fresh bytes, after checking that they fit."""
-    available = available_memory()
-    if available is not None and size > available and cached_bytes():
-        clear_cache()
-        available = available_memory()
-    if available is not None and size > available:
-        raise MemoryError(
-            f"cannot allocate {_describe(nbytes)} of shared memory for an array of shape "
-            f"{shape} {dtype}: only {_describe(available)} is available to this process"
-        )
-    try:
-        block = mmap.mmap(-1, size, flags=mmap.MAP_SHARED)
-    except OSError as exc:
-        raise MemoryError(
-            f"cannot allocate {_describe(nbytes)} of shared memory for an array of shape "
-            f"{shape} {dtype}: {exc}"
-        ) from exc
-    address = int(np.frombuffer(block, dtype=np.uint8, count=1).ctypes.data)
-    with _lock:
-        _mapped[address] = size
-    return size, block, address
+        block = _free.pop(best)
+        _free_bytes -= block.size
+        return block
 
 
 def _absorb_returned() -> None:
     """Move blocks given back by finalizers into the cache (call with the lock held)."""
     global _free_bytes
     while _returned:
-        entry = _returned.popleft()
-        _free.append(entry)
-        _free_bytes += entry[0]
+        block = _returned.popleft()
+        _free.append(block)
+        _free_bytes += block.size
     _evict(0)
 
 
@@ -275,10 +337,10 @@ def _evict(room: int) -> None:
     global _free_bytes
     limit = cache_limit()
     while _free and _free_bytes + room > limit:
-        size, block, address = _free.pop(0)
-        _free_bytes -= size
-        _mapped.pop(address, None)
-        block.close()
+        block = _free.pop(0)
+        _free_bytes -= block.size
+        _mapped.pop(block.address, None)
+        block.mapping.close()
 
 
 def _describe(nbytes: int) -> str:

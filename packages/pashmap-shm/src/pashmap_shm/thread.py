@@ -23,10 +23,11 @@ from pashmap.contexts import (
     Order,
     StopSignal,
     deadline_after,
+    format_bytes,
     in_worker,
     progress_counts,
     resolve_num_workers,
-    run_share,
+    run_serially,
     share_runner,
     split_target,
     worker_scope,
@@ -110,7 +111,7 @@ class ThreadContext(BaseContext):
         except MemoryError as exc:
             size = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
             raise MemoryError(
-                f"cannot allocate {size / 2**30:.2f} GiB ({size} bytes) for an array of shape "
+                f"cannot allocate {format_bytes(size)} ({size} bytes) for an array of shape "
                 f"{shape} {dtype}"
             ) from exc
 
@@ -148,11 +149,7 @@ class ThreadContext(BaseContext):
         if not shares:
             return []
         if in_worker():
-            return [
-                value
-                for share in shares
-                for value in run_share(kernel, 0, target, share, deadline=deadline)
-            ]
+            return run_serially(kernel, target, shares, deadline=deadline)
         changed = []
         if self._blas_threads is not None:
             changed = limit_blas_threads(blas_controller(), self._blas_threads)

@@ -34,7 +34,12 @@ import numpy as np
 from pashmap_shm.kernel_code import remember_last
 from pashmap_shm.shared_memory import is_shared
 
-__all__ = ["NotSharedWarning", "unshared_written_arrays", "warn_about_unshared_writes"]
+__all__ = [
+    "NotSharedWarning",
+    "unshared_written_arrays",
+    "warn_about_copies",
+    "warn_about_unshared_writes",
+]
 
 # Methods and functions that write into the array they are given (first argument).
 _WRITING_METHODS = frozenset(
@@ -74,6 +79,18 @@ def warn_about_unshared_writes(kernel: Callable[..., Any]) -> None:
             NotSharedWarning,
             stacklevel=_caller_stacklevel(),
         )
+
+
+def warn_about_copies() -> None:
+    """Warn that a map pickled for workers holds arrays only forked workers share."""
+    warnings.warn(
+        "an array allocated by a fork ProcessContext (anonymous shared memory, which only "
+        "forked workers inherit) reaches these workers as a copy: their writes to it are "
+        "lost. Allocate it with the context that runs the map (ctx.zeros(...), or "
+        "pm.Accumulator(..., context=ctx))",
+        NotSharedWarning,
+        stacklevel=_caller_stacklevel(),
+    )
 
 
 def unshared_written_arrays(kernel: Callable[..., Any]) -> list[str]:
@@ -165,9 +182,8 @@ def _may_refer_to_unshared(function: types.FunctionType, bound: dict[str, Any]) 
     """Whether any outside value the kernel can name might hold an unshared, writable array.
 
     Cheap (no source is read): the kernel's bound arguments, closure variables and the
-    globals its code names. Reading and parsing the source costs milliseconds (more on a
-    program's first map), too much to spend on every kernel that writes into shared
-    arrays only.
+    globals its code names. Reading and parsing the source costs more than a small map
+    itself, too much to spend on every kernel that writes into shared arrays only.
     """
     values: list[Any] = list(bound.values())
     for cell in function.__closure__ or ():

@@ -1,18 +1,32 @@
-"""What a forked worker process does: take shares, run the kernel, report, exit.
+"""What a worker process does: take shares from the queue, run the kernel, report.
 
-This code runs only in a child made by ``os.fork()`` in :mod:`pashmap_shm.process`. The
-child is a copy of the caller at the moment of the map, so the kernel, its closure and the
-target need no pickling. It leaves with ``os._exit``, never by returning or raising into
-the caller's code that it inherited, and never runs the caller's ``atexit`` handlers or
-finalizers (which could remove files or flush buffers that belong to the caller).
+:func:`serve` is the one worker loop, run by both kinds of worker process:
+
+* a worker forked for one map (:mod:`pashmap_shm.forked`) is a copy of the caller at the
+  moment of the map, so the kernel, its closure and the target need no pickling. It runs
+  :func:`serve` once and leaves with ``os._exit``, never by returning or raising into the
+  caller's code that it inherited, and never runs the caller's ``atexit`` handlers or
+  finalizers (which could remove files or flush buffers that belong to the caller).
+  Every page it writes is first copied from the caller, so the loop touches as little as
+  it can;
+* a pooled worker (:mod:`pashmap_shm.pool`) runs :func:`serve_maps`: it receives map
+  after map on its socket (:mod:`pashmap_shm.wire`) and runs :func:`serve` for each.
+
+Either way the worker is one worker for the whole of its part of a map, in every thread
+it has (:func:`enter_process_worker`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+import select
 import signal
+import socket
 import sys
+import threading
+import time
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -23,18 +37,26 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pashmap import MapTarget
-from pashmap.contexts import WorkerScope, set_process_scope, share_runner, tear_down
-from pashmap_shm.protocol import (
+from pashmap.contexts import (
+    WorkerScope,
+    mark_process_as_worker,
+    set_process_scope,
+    share_runner,
+    tear_down,
+)
+from pashmap_shm.blas_threads import blas_controller, limit_blas_threads
+from pashmap_shm.wire import (
     DONE,
-    ERROR,
     RESULTS,
-    encode_exception,
-    encode_none_counts,
+    decode_map,
+    forget_received,
     pickle_values,
+    receive_map,
     send,
+    send_error,
 )
 
-__all__ = ["enter_process_worker", "leave_process_worker", "serve"]
+__all__ = ["enter_process_worker", "leave_process_worker", "serve", "serve_maps"]
 
 _PR_SET_PDEATHSIG = 1
 _SIGKILL = int(signal.SIGKILL)  # a plain int: ctypes converts it without calling into enum
@@ -46,8 +68,8 @@ except (OSError, AttributeError):  # not Linux
     _prctl = None
 
 
-# In a process forked for one map: its worker id while it runs its shares, and its scope
-# once something asked for it (see enter_process_worker).
+# In a worker process: its worker id while it runs its shares, and its scope once
+# something asked for it (see enter_process_worker).
 _process_worker: int | None = None
 _worker_scope: WorkerScope | None = None
 
@@ -65,14 +87,14 @@ set_process_scope(_process_scope)
 
 
 def enter_process_worker(worker_id: int) -> None:
-    """Make this forked process worker ``worker_id`` until :func:`leave_process_worker`.
+    """Make this process worker ``worker_id`` until :func:`leave_process_worker`.
 
     The worker scope of a process that is a single worker while it runs its part of a
     map, seen from every thread of the process (a scope inherited from the caller's
     thread through ``fork()`` is ignored). Entering records only the worker id; the
     :class:`~pashmap.contexts.WorkerScope` is made when something first asks for it (a
-    :class:`~pashmap.PerWorker` value, an accumulator), so a worker that needs none
-    touches almost nothing of the memory it shares, copy-on-write, with the caller.
+    :class:`~pashmap.PerWorker` value, an accumulator), so a forked worker that needs
+    none touches almost nothing of the memory it shares, copy-on-write, with the caller.
     (Two functions rather than a context manager: every function a forked worker runs
     costs it page copies.)
 
@@ -104,16 +126,15 @@ def serve(
     shares: Sequence[Any],
     queue_fd: int,
     result_fd: int,
-    parent_pid: int,
-    *,
-    counts: NDArray[np.int64] | None = None,
-    returns_none: bool = False,
-) -> NoReturn:
-    """Run shares until the queue is empty, then exit the process; never returns.
+    counts: NDArray[np.int64] | None,
+    returns_none: bool,
+    parent_pid: int = 0,
+) -> int:
+    """Run shares until the queue is empty; report each share's values, then ``DONE``.
 
-    The whole run is one process worker scope (:func:`enter_process_worker`),
-    so per-worker values are torn down here, before the caller hears that this worker is
-    done.
+    The whole run is one process worker scope (:func:`enter_process_worker`), so
+    per-worker values are torn down here, before the caller hears that this worker is
+    done. A failure is reported as ``ERROR`` with the share it happened in.
 
     A timeout needs nothing here: the caller kills the workers when it passes, which
     also stops a kernel call that hangs, and saves a clock reading per element.
@@ -125,30 +146,34 @@ def serve(
         shares: the shares of the target, in index order.
         queue_fd: the read end of the pipe holding the share indices still to run, as
             4-byte native integers; end of file when all have been taken.
-        result_fd: the write end of this worker's pipe to the caller.
-        parent_pid: the caller's process id.
+        result_fd: where this worker reports (:mod:`pashmap_shm.wire`).
         counts: the progress counters in shared memory, or ``None``.
         returns_none: the kernel is known to return only ``None``
-            (:func:`pashmap_shm.kernel_code.returns_only_none`): its values are not collected.
+            (:func:`pashmap_shm.kernel_code.returns_only_none`): its values are not
+            collected.
+        parent_pid: for a worker forked for this map, the caller's process id: the worker
+            dies with the caller, and leaves the process with ``os._exit`` at the end.
+
+    Returns:
+        For a pooled worker (no ``parent_pid``): 0 when the map ran, 1 when it failed and
+        was reported, 2 when even the report failed. A forked worker never returns.
     """
     code = 0
     share = -1
     try:
-        # SIGINT stays blocked, as the caller had it while forking: the caller decides
-        # what Ctrl-C does (it kills the workers), and a worker must not also raise
-        # KeyboardInterrupt from the middle of the kernel. (Cheaper than installing
-        # SIG_IGN, which costs a tenth of a millisecond in a fresh child.)
-        # The kernel kills this worker if the caller dies, so no worker is orphaned:
-        if _prctl is not None:
-            _prctl(_PR_SET_PDEATHSIG, _SIGKILL)
-        if os.getppid() != parent_pid:  # the caller died before prctl took effect
-            os._exit(3)
-        # (No mark_process_as_worker(): in_worker() is true in the worker scope entered
-        # below, which covers every kernel call; each call here costs page copies.)
+        if parent_pid:
+            # SIGINT stays blocked, as the caller had it while forking: the caller decides
+            # what Ctrl-C does (it kills the workers), and a worker must not also raise
+            # KeyboardInterrupt from the middle of the kernel (cheaper than installing
+            # SIG_IGN in a fresh child). The kernel kills this worker if the caller dies,
+            # so no worker is orphaned:
+            if _prctl is not None:
+                _prctl(_PR_SET_PDEATHSIG, _SIGKILL)
+            if os.getppid() != parent_pid:  # the caller died before prctl took effect
+                os._exit(3)
         run: Callable[[Any], list[Any]] | None = None  # made when first needed
         # A kernel known to return only None over a columnar target (the usual case):
-        # its values are not collected at all. Every page this process writes is copied
-        # from the caller first (about 2 us each), so this path touches little.
+        # its values are not collected at all, and the path touches little.
         columns: Callable[[Any], tuple[Any, ...]] | None = (
             getattr(target, "iterate_columns", None) if returns_none and counts is None else None
         )
@@ -186,16 +211,95 @@ def serve(
             raise
         share = -1  # a teardown that raises belongs to no share
         leave_process_worker(failed=False)
-        send(result_fd, DONE, -1, encode_none_counts(none_counts))
+        send(result_fd, DONE, -1, none_counts.tobytes())
     except BaseException as exc:
         code = 1
         try:
-            send(result_fd, ERROR, share, encode_exception(exc))
+            send_error(result_fd, share, exc)
         except BaseException:
             code = 2
     finally:
-        try:
+        if parent_pid:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+    return code
+
+
+def serve_maps(worker_id: int, sock: socket.socket, caller_pid: int) -> NoReturn:
+    """The life of a pooled worker: serve maps until the caller closes the socket.
+
+    Each map arrives as :func:`pashmap_shm.wire.send_map` sent it: the share queue and
+    the memfd blocks as descriptors, the rest pickled. End of file on the socket (the
+    caller closed the pool, or died) ends the worker.
+
+    Args:
+        worker_id: this worker's id, passed to the kernel.
+        sock: this worker's end of its socket pair with the caller.
+        caller_pid: the process id of the caller; the worker exits when it ends.
+    """
+    # Ctrl-C is the caller's business: it kills its workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with(caller_pid)
+    mark_process_as_worker()
+    code = 0
+    try:
+        while (received := receive_map(sock)) is not None:
+            _serve_one(worker_id, sock.fileno(), *received)
+    except BaseException:
+        code = 1
+    finally:
+        with contextlib.suppress(BaseException):
             sys.stdout.flush()
             sys.stderr.flush()
-        finally:
-            os._exit(code)
+        os._exit(code)
+
+
+def _serve_one(worker_id: int, result_fd: int, message: bytes, fds: list[int]) -> None:
+    """Decode one map, set its BLAS limit and :func:`serve` it; close what it brought."""
+    queue_fd, block_fds = fds[0], fds[1:]
+    try:
+        try:
+            kernel, target, shares, counts, blas_threads = decode_map(message, block_fds)
+            if blas_threads is not None:
+                limit_blas_threads(blas_controller(), blas_threads)
+        except BaseException as exc:  # the caller stops the pool
+            send_error(result_fd, -1, exc)
+            return
+        serve(worker_id, kernel, target, shares, queue_fd, result_fd, counts, returns_none=False)
+    finally:
+        os.close(queue_fd)
+        for fd in block_fds:
+            os.close(fd)
+        forget_received()
+
+
+def _exit_with(caller_pid: int) -> None:
+    """End this worker when the caller ends, even in the middle of a kernel call.
+
+    A spawned worker is the caller's child (``PR_SET_PDEATHSIG`` would do), but a
+    fork-server worker is the fork server's, which outlives the caller as long as its
+    workers hold the descriptors it hands them; so a daemon thread watches the caller.
+    """
+    if _prctl is not None and os.getppid() == caller_pid:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    try:
+        pidfd = os.pidfd_open(caller_pid)
+    except (AttributeError, OSError):  # not Linux >= 5.3, or the caller is gone
+        pidfd = -1
+
+    def watch() -> None:
+        if pidfd >= 0:
+            select.select([pidfd], [], [])
+        else:
+            while True:
+                time.sleep(0.5)
+                try:
+                    os.kill(caller_pid, 0)
+                except ProcessLookupError:
+                    break
+        os._exit(3)
+
+    threading.Thread(target=watch, name="pashmap-watch-caller", daemon=True).start()

@@ -1,0 +1,352 @@
+"""One map seen from the caller: hand out the shares, collect what the workers report.
+
+A map runs on a :class:`WorkerSet` of one of two kinds: workers forked for this map
+(:class:`pashmap_shm.forked.ForkedWorkers`) or warm workers kept between maps
+(:class:`pashmap_shm.pool.PooledWorkers`). Either way the caller writes the share
+numbers into a pipe that all workers read from (dynamic load balancing), starts the
+workers, and :meth:`WorkerSet.map` watches every worker's own pipe or socket at once: a
+worker's end of file without a final message means that worker died, which is
+reported at once as :class:`pashmap.WorkerDiedError`; nothing waits on a worker that
+cannot answer. Whatever happens, the set stops its workers before the map returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import math
+import os
+import select
+import signal
+import termios
+import time
+from array import array
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+from pashmap import MapTimeoutError, WorkerDiedError
+from pashmap.contexts import available_cpus
+from pashmap_shm.wire import DONE, RESULTS, take_messages
+
+__all__ = ["FORK_WARNING", "Awake", "WorkerProcess", "WorkerSet", "died_error"]
+
+# What Python 3.12+ warns when a process with threads forks, as both kinds of worker set
+# may; see "Fork and threads" in pashmap_shm.forked on why it is silenced.
+FORK_WARNING = r"This process \(pid=\d+\) is multi-threaded, use of fork\(\) may lead to deadlocks"
+
+_F_SETPIPE_SZ = 1031
+_PIPE_CAPACITY = 65536
+_POLL_MS = 200  # how often to check for workers that died but whose pipe stays open
+# Workers start one after another: the next one is started only if shares are still
+# queued after the previous one had this long to take them. A map too small to need
+# every worker (a few cheap elements) then costs one fork instead of num_workers, and a
+# large map starts its last worker a few milliseconds late at most.
+_RAMP_UP = 0.002
+# A map of this many elements keeps one worker busy for longer than a fork costs even
+# with the cheapest kernel, so all its workers start at once.
+_START_ALL_AT = 50_000
+# How long, in all, one map's caller may wait for its workers without sleeping, while it
+# has a CPU to itself (see Awake): about what a small map's workers take to start, run
+# and exit.
+_SPIN = 0.003
+_T = TypeVar("_T")
+
+
+class WorkerProcess:
+    """The caller's view of one worker process during a map."""
+
+    __slots__ = ("buffer", "done", "fd", "pid", "reaped", "worker_id")
+
+    def __init__(self, worker_id: int, pid: int, fd: int) -> None:
+        self.worker_id = worker_id
+        self.pid = pid
+        self.fd = fd  # what it reports on
+        self.buffer = bytearray()
+        self.done = False
+        self.reaped = False
+
+
+class Awake:
+    """How long one map's caller may still wait for its workers without sleeping.
+
+    Waking a sleeping caller when a worker writes costs a noticeable part of a small map.
+    While fewer workers run than this process has CPUs, the caller therefore waits awake
+    (yielding its CPU at every turn, should a worker be queued on it), for at most
+    ``_SPIN`` seconds per map in all; then, or when every CPU has a worker, it sleeps.
+    """
+
+    __slots__ = ("left", "spare_cpus")
+
+    def __init__(self) -> None:
+        self.left = _SPIN
+        self.spare_cpus = available_cpus() - 1  # the CPUs, minus one for the caller
+
+    def allows(self, running: int) -> bool:
+        """Whether the caller may wait awake while ``running`` workers run."""
+        return self.left > 0 and running <= self.spare_cpus
+
+    def wait(self, ready: Callable[[], _T], seconds: float) -> _T:
+        """Call ``ready()`` until it answers something true, without sleeping.
+
+        Stops after ``seconds`` or when the map's budget is used up, whichever is first.
+
+        Returns:
+            ``ready()``'s last answer.
+        """
+        start = time.monotonic()
+        end = start + min(seconds, self.left)
+        while not (answer := ready()) and time.monotonic() < end:
+            os.sched_yield()
+        self.left -= time.monotonic() - start
+        return answer
+
+
+class WorkerSet:
+    """The workers of one map, of one kind; :meth:`map` runs the map on them.
+
+    A kind says how its workers start, how their end is learnt, and how they are
+    stopped; the collecting is the same for both.
+
+    Attributes:
+        limit: the most workers this map may use.
+        workers: the workers started so far.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.workers: list[WorkerProcess] = []
+
+    def start(self, count: int, queue_fd: int) -> list[WorkerProcess]:
+        """Start up to ``count`` more workers reading shares from ``queue_fd``."""
+        raise NotImplementedError
+
+    def exit_status(self, worker: WorkerProcess, *, wait: bool) -> int | None:
+        """A worker's status as ``os.waitpid`` gives it, once it has ended (it is then
+        reaped); ``None`` while it runs (only when not ``wait``)."""
+        raise NotImplementedError
+
+    def stop(self, awake: Awake | None) -> None:
+        """Stop what still runs, reap what must be, release the pipes; not interruptible."""
+        raise NotImplementedError
+
+    def map(self, shares: Sequence[Any], deadline: float | None) -> list[Any]:
+        """Run every share on these workers; return the values in index order.
+
+        Raises:
+            MapTimeoutError: ``deadline`` passed (the workers are stopped).
+            WorkerDiedError: a worker ended without finishing.
+            BaseException: what the kernel raised, with its remote traceback.
+        """
+        collector = _Collector(self, shares, deadline)
+        queue_read, queue_write = os.pipe()
+        try:
+            _fill_queue(queue_write, len(shares))
+            os.close(queue_write)
+            queue_write = -1
+            collector.collect(queue_read)
+        finally:
+            if queue_write >= 0:
+                os.close(queue_write)
+            os.close(queue_read)
+            self.stop(collector.awake)
+        return collector.in_index_order()
+
+
+class _Collector:
+    """What the caller learns from the workers of one map."""
+
+    def __init__(self, workers: WorkerSet, shares: Sequence[Any], deadline: float | None):
+        self.worker_set = workers
+        self.shares = shares
+        self.deadline = deadline
+        # What only the caller needs is made after the first start (see collect).
+        self.awake: Awake | None = None
+        self.values: list[list[Any] | None]  # the values of each share that sent any
+        self.none_counts: array[int]  # (share, count) pairs, flat, of shares of Nones
+        self.watched: dict[int, WorkerProcess]  # the workers still running, by fd
+        self.poller: select.poll
+
+    def collect(self, queue_fd: int) -> None:
+        """Start the workers, read their messages until all are done, ramping up."""
+        workers = self.worker_set
+        # A map too long for one worker to finish while the next one starts starts them
+        # all at once; any other map starts one and adds more only while shares wait.
+        started = workers.start(
+            workers.limit if _element_count(self.shares) >= _START_ALL_AT else 1, queue_fd
+        )
+        # The caller's own bookkeeping is made now, while the first worker starts up,
+        # not before the fork where it would delay it.
+        poller = self.poller = select.poll()
+        watched: dict[int, WorkerProcess] = {}
+        self.watched = watched
+        self.values = [None] * len(self.shares)
+        self.none_counts = array("q")
+        awake = self.awake = Awake()
+
+        def watch(new: list[WorkerProcess]) -> None:
+            for worker in new:
+                poller.register(worker.fd, select.POLLIN)
+                watched[worker.fd] = worker
+
+        watch(started)
+        poll = poller.poll
+        poll_now = partial(poll, 0)
+        ramp_at = time.monotonic() + _RAMP_UP if len(workers.workers) < workers.limit else None
+        deadline = self.deadline
+        while watched:
+            wait_ms = _POLL_MS
+            if deadline is not None or ramp_at is not None:
+                now = time.monotonic()
+                if deadline is not None:
+                    left = deadline - now
+                    if left <= 0:
+                        # map() stops the workers.
+                        raise MapTimeoutError(
+                            "the map did not finish before its timeout; its workers were stopped"
+                        )
+                    wait_ms = min(wait_ms, math.ceil(left * 1000))
+                if ramp_at is not None:
+                    if now >= ramp_at:
+                        if _queued_bytes(queue_fd):
+                            watch(workers.start(1, queue_fd))
+                        now = time.monotonic()
+                        ramp_at = (
+                            now + _RAMP_UP
+                            if len(workers.workers) < workers.limit and _queued_bytes(queue_fd)
+                            else None
+                        )
+                    if ramp_at is not None:
+                        wait_ms = min(wait_ms, math.ceil((ramp_at - now) * 1000))
+            events: list[tuple[int, int]] = []
+            if awake.allows(len(watched)):
+                start = time.monotonic()
+                events = awake.wait(poll_now, wait_ms / 1000)
+                wait_ms = max(0, wait_ms - math.ceil((time.monotonic() - start) * 1000))
+            if not events:
+                events = poll(wait_ms)
+            if not events:
+                self._check_alive()
+            for fd, _ in events:
+                worker = watched[fd]
+                try:
+                    chunk = os.read(fd, 1 << 20)
+                except ConnectionResetError:  # a pooled worker's socket: it died
+                    chunk = b""
+                if not chunk:
+                    status = workers.exit_status(worker, wait=True)
+                    raise died_error(worker, 0 if status is None else status)
+                worker.buffer += chunk
+                self._take(worker)
+                if worker.done:
+                    poller.unregister(fd)
+                    del watched[fd]
+
+    def _take(self, worker: WorkerProcess) -> None:
+        for kind, share, body in take_messages(worker.buffer):
+            if kind == RESULTS:
+                self.values[share] = body
+            elif kind == DONE:
+                self.none_counts.extend(body)
+                worker.done = True
+            else:
+                raise body
+
+    def _check_alive(self) -> None:
+        """Catch a dead worker whose pipe is still held open (e.g. by a grandchild)."""
+        for worker in self.worker_set.workers:
+            if worker.done or worker.reaped:
+                continue
+            status = self.worker_set.exit_status(worker, wait=False)
+            if status is None:
+                continue
+            # It may have written its last messages just before exiting.
+            os.set_blocking(worker.fd, False)
+            with contextlib.suppress(BlockingIOError):
+                while chunk := os.read(worker.fd, 1 << 20):
+                    worker.buffer += chunk
+                    self._take(worker)
+            if not worker.done:
+                raise died_error(worker, status)
+
+    def in_index_order(self) -> list[Any]:
+        """The values of every share, concatenated in share order."""
+        sizes = [0] * len(self.shares)
+        flat = self.none_counts
+        for position in range(0, len(flat), 2):
+            sizes[flat[position]] = flat[position + 1]
+        returned = False
+        for share, values in enumerate(self.values):
+            if values is not None:
+                sizes[share] = len(values)
+                returned = True
+        out: list[Any] = [None] * sum(sizes)
+        if returned:
+            start = 0
+            for values, size in zip(self.values, sizes, strict=True):
+                if values is not None:
+                    out[start : start + size] = values
+                start += size
+        return out
+
+
+def _fill_queue(fd: int, count: int) -> None:
+    records = array("I", range(count)).tobytes()
+    if len(records) > _PIPE_CAPACITY:
+        try:
+            fcntl.fcntl(fd, _F_SETPIPE_SZ, len(records))
+        except OSError as exc:
+            raise ValueError(
+                f"the target was cut into {count} shares, more than a worker queue can "
+                f"hold; pass shares=<fewer> to map() ({exc})"
+            ) from exc
+    os.write(fd, records)
+
+
+def _element_count(shares: Sequence[Any]) -> int:
+    """The number of elements in ``shares`` when they are ranges (else 0: unknown).
+
+    Shares are contiguous and in order, so the first and the last tell.
+    """
+    first, last = shares[0], shares[-1]
+    if type(first) is range and type(last) is range and first.step == 1 == last.step:
+        return max(0, last.stop - first.start)
+    return 0
+
+
+def _queued_bytes(fd: int) -> int:
+    count = array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, count, True)
+    return count[0]
+
+
+def died_error(worker: WorkerProcess, status: int) -> WorkerDiedError:
+    """The error for a worker that ended with ``status`` (as ``os.waitpid`` gives it)."""
+    who = f"worker {worker.worker_id} (pid {worker.pid})"
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        hints: dict[int, str] = {
+            signal.SIGKILL: "; SIGKILL usually comes from the out-of-memory killer "
+            "(check the memory limit of the job, or dmesg) or from a user",
+            signal.SIGSEGV: "; a segmentation fault is a bug in compiled code called by the kernel",
+            signal.SIGBUS: "; SIGBUS often means shared memory or a memory-mapped file ran out",
+        }
+        hint = hints.get(number, "")
+        return WorkerDiedError(
+            f"{who} was killed by {name} ({number}) during the map{hint}",
+            worker_id=worker.worker_id,
+            pid=worker.pid,
+            signal=number,
+        )
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
+    return WorkerDiedError(
+        f"{who} exited with status {code} before finishing its shares (os._exit(), or a "
+        "library calling exit(), in the kernel?)",
+        worker_id=worker.worker_id,
+        pid=worker.pid,
+        exitcode=code,
+    )
