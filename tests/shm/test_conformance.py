@@ -11,7 +11,6 @@ from typing import Any, ClassVar
 
 import pytest
 
-from pashmap.contexts import Context
 from pashmap.testing import ContextConformance, ContextFactory
 from pashmap_shm import ProcessContext, ThreadContext
 
@@ -20,18 +19,6 @@ pytestmark = [
     # forkserver/spawn workers and the resource tracker, stopped at the end of the module
     pytest.mark.usefixtures("pool_helper_processes"),
 ]
-
-
-# Known bugs of pashmap-shm the suite found; strict, so that a fix shows as XPASS.
-STRUCTURED_DTYPE_LOST = pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason=(
-        "pashmap-shm bug: an array of a structured dtype reaches pooled workers as plain "
-        "void ('|V<n>', no fields): wire.encode_map sends obj.dtype.str, "
-        "so out[i] = (a, b) raises TypeError in the kernel"
-    ),
-)
 
 
 class TestThreads(ContextConformance):
@@ -57,10 +44,6 @@ class TestProcessesWarmBlock(ContextConformance):
     def make_context(self) -> ContextFactory:
         return lambda num_workers: ProcessContext(num_workers)
 
-    @STRUCTURED_DTYPE_LOST
-    def test_array_of_a_structured_dtype(self, context: Context) -> None:
-        super().test_array_of_a_structured_dtype(context)
-
 
 @pytest.mark.parametrize(
     "options",
@@ -76,7 +59,3 @@ class TestPooledProcesses(ContextConformance):
     @pytest.fixture
     def make_context(self, options: dict[str, Any]) -> ContextFactory:
         return lambda num_workers: ProcessContext(num_workers, **options)
-
-    @STRUCTURED_DTYPE_LOST
-    def test_array_of_a_structured_dtype(self, context: Context) -> None:
-        super().test_array_of_a_structured_dtype(context)

@@ -243,21 +243,22 @@ def test_small_maps_do_not_fork_every_worker(monkeypatch: pytest.MonkeyPatch) ->
     """Workers start one after another, only while shares are left to take."""
     import pashmap_shm.collector
 
-    with ProcessContext(4) as ctx:
-        # A ramp-up no first worker can miss: a small map is then one fork, every time.
-        monkeypatch.setattr(pashmap_shm.collector, "_RAMP_UP", 30.0)
-        counts = [len(set(ctx.map(lambda wid, i, v: os.getpid(), range(4)))) for _ in range(10)]
-        assert counts == [1] * 10
-        monkeypatch.undo()
-        # A map whose elements wait for four workers ends only if all four were started.
-        started = ctx.zeros(4, dtype=np.int64)
+    # Forked per map (not a with block, whose maps go to warm workers started together).
+    ctx = ProcessContext(4)
+    # A ramp-up no first worker can miss: a small map is then one fork, every time.
+    monkeypatch.setattr(pashmap_shm.collector, "_RAMP_UP", 30.0)
+    counts = [len(set(ctx.map(lambda wid, i, v: os.getpid(), range(4)))) for _ in range(10)]
+    assert counts == [1] * 10
+    monkeypatch.undo()
+    # A map whose elements wait for four workers ends only if all four were started.
+    started = ctx.zeros(4, dtype=np.int64)
 
-        def slow(worker_id: int, index: int, value: int) -> int:
-            started[worker_id] = 1
-            wait_until(lambda: bool(started.all()))
-            return os.getpid()
+    def slow(worker_id: int, index: int, value: int) -> int:
+        started[worker_id] = 1
+        wait_until(lambda: bool(started.all()))
+        return os.getpid()
 
-        assert len(set(ctx.map(slow, range(40)))) == 4
+    assert len(set(ctx.map(slow, range(40)))) == 4
 
 
 def test_kernels_returning_arrays(context: BaseContext) -> None:
@@ -293,16 +294,27 @@ def test_array_values_in_long_shares_come_back() -> None:
     assert all((values[i] == i).all() for i in (0, 1000, 2000, 3000))
 
 
-def test_a_large_map_starts_every_worker_at_once() -> None:
+def test_a_large_map_starts_every_worker_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pashmap_shm.collector
+
+    # With a ramp-up of 30 s, a second worker started by the ramp would come far too
+    # late: the first element sees both workers only if both started at the first fork.
+    monkeypatch.setattr(pashmap_shm.collector, "_RAMP_UP", 30.0)
     ctx = ProcessContext(2)
     n = 200_000  # at least 50 000 elements: no ramp-up, both start at the first fork
-    workers = ctx.full(n, -1, dtype=np.int64)
+    seen = ctx.zeros(2, dtype=np.int64)
+    both = ctx.zeros(1, dtype=np.int64)
 
     def kernel(worker_id: int, index: int, value: int) -> None:
-        workers[index] = worker_id
+        seen[worker_id] = 1
+        if index == 0:
+            end = time.monotonic() + 20
+            while not seen.all() and time.monotonic() < end:
+                time.sleep(0.001)
+            both[0] = seen.all()
 
     ctx.map(kernel, range(n))
-    assert set(workers.tolist()) == {0, 1}
+    assert both[0] == 1
 
 
 def test_a_kernel_known_to_return_none_under_processes() -> None:

@@ -190,7 +190,7 @@ def encode_map(
                     fds[block.serial] = block.fd
                     offset = int(obj.__array_interface__["data"][0]) - block.address
                     # A view with negative strides starts before its data pointer.
-                    return _rebuild, (block.serial, offset, obj.shape, obj.strides, obj.dtype.str)
+                    return _rebuild, (block.serial, offset, obj.shape, obj.strides, obj.dtype)
                 if block is not None and obj.flags.writeable:
                     copies += 1
             return super().reducer_override(obj)
