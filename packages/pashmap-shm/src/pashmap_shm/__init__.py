@@ -1,16 +1,18 @@
 """pashmap-shm: thread and process contexts for pashmap, with shared-memory arrays.
 
-Installing this package makes two contexts available by name, with no import needed::
+Installing this package makes two contexts available by name, with no import needed:
 
-    import pashmap as pm
+```python
+import pashmap as pm
 
-    pm.set_default_context("processes", num_workers=4)
-    out = pm.zeros(len(data))       # in shared memory
+pm.set_default_context("processes", num_workers=4)
+out = pm.zeros(len(data))       # in shared memory
 
-    def kernel(worker_id, index, value):
-        out[index] = 3 * value       # written by a forked worker, seen by the caller
+def kernel(worker_id, index, value):
+    out[index] = 3 * value       # written by a forked worker, seen by the caller
 
-    pm.map(kernel, data)
+pm.map(kernel, data)
+```
 
 * :class:`ProcessContext` (``'processes'``) forks its workers at each map, so kernels
   and their inputs need no pickling; arrays it allocates live in shared memory. With

@@ -12,19 +12,21 @@ A map runs in one of three modes, which the context decides before it starts the
   travel whole (it pickles, and refers to no array that only forked workers share),
   else forked as usual.
 
-How a map moves::
+How a map moves:
 
-    caller                                            worker processes
-    ------                                            ----------------
-    ProcessContext.run
-      split_target -> shares
-      mode?  fork per map --> ForkedWorkers  --fork---> worker.serve (inherits all)
-             pooled/warm  --> PooledWorkers  --socket-> worker.serve_maps -> serve
-                              (the map pickled once, wire.encode_map)
-      WorkerSet.map (collector):
-        share numbers  ------------ queue pipe ------>  read a share, run the kernel
-        poll all pipes <---- RESULTS/DONE/ERROR -------  report (wire)
-      values in index order; shared arrays hold what the kernels wrote
+```text
+caller                                            worker processes
+------                                            ----------------
+ProcessContext.run
+  split_target -> shares
+  mode?  fork per map --> ForkedWorkers  --fork---> worker.serve (inherits all)
+         pooled/warm  --> PooledWorkers  --socket-> worker.serve_maps -> serve
+                          (the map pickled once, wire.encode_map)
+  WorkerSet.map (collector):
+    share numbers  ------------ queue pipe ------>  read a share, run the kernel
+    poll all pipes <---- RESULTS/DONE/ERROR -------  report (wire)
+  values in index order; shared arrays hold what the kernels wrote
+```
 
 See :mod:`pashmap_shm.collector` for what the caller makes of the workers' reports, and
 :mod:`pashmap_shm.forked` on fork and threads.
