@@ -15,7 +15,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted(ROOT.glob("packages/*/src/**/*.py"))
-# Being rebuilt on another branch; its module docstring still has one reST block.
 
 
 def docstrings(path: Path) -> list[tuple[int, str]]:
