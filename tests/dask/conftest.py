@@ -40,11 +40,30 @@ from tests.xfel.conftest import (  # noqa: E402, F401
 DASK_COMMAND = str(Path(sys.executable).with_name("dask"))
 
 
-@pytest.fixture(scope="session")
-def client(dask_cluster: Any) -> Iterator[Any]:
-    """A Client on the session's LocalCluster (not the default client of the process)."""
-    with distributed.Client(dask_cluster, set_as_default=False) as client:
-        yield client
+_clients: dict[int, Any] = {}
+
+
+@pytest.fixture
+def client(dask_cluster: Any) -> Any:
+    """A Client on the shared LocalCluster (not the default client of the process), made
+    once per cluster and closed with it."""
+    made = _clients.get(id(dask_cluster))
+    if made is None or made.status == "closed":
+        for old in _clients.values():
+            old.close()
+        _clients.clear()
+        made = _clients[id(dask_cluster)] = distributed.Client(dask_cluster, set_as_default=False)
+    return made
+
+
+def close_clients() -> None:
+    """Close the clients made here (before their cluster closes), and stop the
+    command-line clusters: the tests of other folders count and kill children."""
+    for made in _clients.values():
+        made.close()
+    _clients.clear()
+    while _command_line_clusters:
+        _command_line_clusters.pop().stop()
 
 
 @pytest.fixture
@@ -144,10 +163,16 @@ class Processes:
                 process.wait()
 
 
+# Session-long command-line clusters, stopped with the shared LocalCluster when the
+# tests leave the folders that use them (see the root conftest).
+_command_line_clusters: list[Processes] = []
+
+
 @pytest.fixture(scope="session")
 def scheduler_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The scheduler file of a scheduler and 2 workers started with the dask commands."""
     processes = Processes(tmp_path_factory.mktemp("dask-cli"))
+    _command_line_clusters.append(processes)
     try:
         processes.start_scheduler()
         processes.start_worker()

@@ -77,10 +77,37 @@ def resources() -> dict[str, object]:
     pashmap_shm.clear_cache()
     return {
         "children": sorted(p.pid for p in psutil.Process().children(recursive=True)),
-        "fds": len(os.listdir("/proc/self/fd")),
+        "fds": _own_fds(),
         "dev_shm": dev_shm_in_use(),
         "shared_mappings": shared_mappings(),
     }
+
+
+def _own_fds() -> int:
+    """This process's file descriptors, less TCP sockets and event-loop descriptors.
+
+    A session-long Dask client opens and closes TCP connections and keeps an event loop
+    in threads of its own; the contexts tested here use pipes, Unix sockets and memfds.
+    """
+    tcp = set()
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        tcp.update(row.split()[9] for row in rows if len(row.split()) > 9)
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            link = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("anon_inode:"):
+            continue
+        if link.startswith("socket:[") and link[8:-1] in tcp:
+            continue
+        count += 1
+    return count
 
 
 @pytest.fixture
