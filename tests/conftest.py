@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,6 +86,10 @@ def dask_cluster() -> Any:
 def _note_cluster_folders(request: pytest.FixtureRequest) -> None:
     if Path(str(request.node.path)).parent.name in _USES_CLUSTER:
         _session_cluster.in_use = True
+    elif signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        # dask_jobqueue installs a SIGINT handler of its own (SystemExit) when imported:
+        # the other folders' Ctrl-C tests expect Python's KeyboardInterrupt.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -124,6 +129,9 @@ def _end_leftover_processes() -> None:
         multiprocessing.forkserver._forkserver._stop()  # type: ignore[attr-defined]
     with contextlib.suppress(Exception):
         resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
+    # dask_jobqueue installs a SIGINT handler of its own (SystemExit) when imported:
+    # the other folders' Ctrl-C tests expect Python's KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     leftovers = psutil.Process().children(recursive=True)
     for process in leftovers:
         with contextlib.suppress(psutil.Error):
