@@ -11,6 +11,7 @@ Encoding never raises, whatever the exception does in ``__reduce__`` or ``__str_
 from __future__ import annotations
 
 import pickle
+import sys
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -113,7 +114,14 @@ def qualified_name(klass: type) -> str:
 
     Returns:
         ``'module.Class'`` (``'module.Outer.Inner'`` for a nested class), just
-        ``'Class'`` for builtins.
+        ``'Class'`` for builtins. A class its top-level package exports is named
+        from there, as users import it (``pandas.DataFrame``, not
+        ``pandas.core.frame.DataFrame``), whichever module defines it.
     """
     module = klass.__module__
-    return klass.__qualname__ if module == "builtins" else f"{module}.{klass.__qualname__}"
+    if module == "builtins":
+        return klass.__qualname__
+    package = sys.modules.get(module.partition(".")[0])
+    if package is not None and getattr(package, klass.__qualname__, None) is klass:
+        module = package.__name__
+    return f"{module}.{klass.__qualname__}"

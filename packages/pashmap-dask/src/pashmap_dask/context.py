@@ -390,6 +390,10 @@ def _run_serially(kernel: Callable[..., R], target: Any, timeout: float | None) 
     return values
 
 
+# How many times a map resubmits shares the cluster cancelled on its own.
+_RESUBMITS = 8
+
+
 class _Map:
     """One map on the cluster, from pickling to the last write copied back."""
 
@@ -414,6 +418,8 @@ class _Map:
         self.event = f"pashmap-cancel-{self.token}"
         self.futures: list[Any] = []
         self.scattered: Any = None
+        self.arguments: tuple[Any, list[dict[int, NDArray[Any]]]] | None = None
+        self.resubmitted = 0
 
     def run(self) -> list[Any]:
         context = self.context
@@ -463,6 +469,7 @@ class _Map:
             keys = [
                 f"pashmap-{_label(self.kernel)}-{self.token}-{k}" for k in range(len(self.shares))
             ]
+            self.arguments = (argument, slices)
             self.futures = self.client.map(
                 run_task,
                 [argument] * len(self.shares),
@@ -493,11 +500,15 @@ class _Map:
             self.futures, with_results=True, raise_errors=False, loop=self.client.loop
         )
         with progress_counts(self.context, self.target, self.progress) as counts:
-            for _ in range(len(self.futures)):
+            done = 0
+            while done < len(self.shares):
                 future, result = self._next(waiting, start)
                 k = index[future.key]
+                if future.status == "cancelled" and self._resubmit(k, waiting, index):
+                    continue
                 if future.status != "finished":
                     self._raise_failure(k, future, result)
+                done += 1
                 if result.error is not None:
                     # What the share wrote before it raised is kept, as under LocalContext
                     # (a clash there is not news next to the kernel's own exception).
@@ -545,9 +556,40 @@ class _Map:
                     "the map's results are incomplete"
                 )
 
+    def _resubmit(self, k: int, waiting: Any, index: dict[Any, int]) -> bool:
+        """Run share ``k`` again after the cluster cancelled it on its own.
+
+        We cancel a map's shares only after it has failed, so a cancelled share here
+        is the cluster's doing: when workers die together, a share whose result was lost
+        with its worker can come back cancelled instead of recomputed. A share that
+        failed meanwhile is the better report, and a client that lost its scheduler
+        is reported as such; otherwise the share runs again, a few times at most.
+        """
+        if self.arguments is None or self.client.status != "running":
+            return False
+        if any(f.status == "error" for f in self.futures):
+            return False
+        if self.resubmitted >= _RESUBMITS:
+            return False
+        self.resubmitted += 1
+        argument, slices = self.arguments
+        key = f"pashmap-{_label(self.kernel)}-{self.token}-{k}-again{self.resubmitted}"
+        future = self.client.submit(
+            run_task, argument, k, self.shares[k], slices[k], key=key, pure=False
+        )
+        self.futures[k] = future
+        index[future.key] = k
+        waiting.add(future)
+        return True
+
     def _raise_failure(self, k: int, future: Any, result: Any) -> None:
         from distributed import KilledWorker
 
+        failed = next((f for f in self.futures if f.status == "error"), None)
+        if future.status == "cancelled" and failed is not None:
+            # Another share's failure is why this one went: report that one.
+            k, future, result = self.futures.index(failed), failed, failed.exception()
+            result = (type(result), result, None)
         if future.status == "error":
             _, exc, _ = result
             if isinstance(exc, KilledWorker):
