@@ -282,7 +282,7 @@ def test_properties_are_not_run() -> None:
 def test_the_source_is_not_read_when_every_array_named_is_shared(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from pashmap_shm import unshared_writes
+    from pashmap import kernel_writes
 
     ctx = ProcessContext(2)
     out = ctx.zeros(10)
@@ -294,7 +294,7 @@ def test_the_source_is_not_read_when_every_array_named_is_shared(
     def no_source(code: object) -> frozenset[tuple[str, ...]]:
         raise AssertionError("the source was read")
 
-    monkeypatch.setattr(unshared_writes, "_written_paths", no_source)
+    monkeypatch.setattr(kernel_writes, "_written_paths", no_source)
     assert unshared_written_arrays(kernel) == []
     # An unshared array among the names: then the source is read.
     private = np.zeros(10)

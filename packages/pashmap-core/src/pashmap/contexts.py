@@ -25,7 +25,12 @@ workers are (threads, processes, machines):
   context allocates where its workers can write them;
 * exception transport: :func:`encode_exception` in the worker, :func:`decode_exception`
   in the caller, re-raising the kernel's exception with its type and the remote traceback
-  (:class:`RemoteTraceback`), or a :class:`KernelError` when it cannot travel.
+  (:class:`RemoteTraceback`), or a :class:`KernelError` when it cannot travel;
+* lost writes: a context whose workers do not share the caller's memory calls
+  :func:`warn_about_lost_writes` before a map, with its own test of which arrays reach
+  the caller; kernels writing elsewhere get a :class:`NotSharedWarning` naming the array
+  (:func:`lost_writes` gives the names; :func:`user_stacklevel` points any warning of a
+  context at the user's code).
 
 Register a context class in the ``pashmap.contexts`` entry-point group to make it
 available by name (:func:`context_names` lists them, :func:`create_context` makes one),
@@ -36,8 +41,9 @@ See the "Writing a context" page of the documentation for a worked example.
 from pashmap.allocation import Allocator, Order, ShapeLike, allocate_array
 from pashmap.base_context import BaseContext
 from pashmap.context import Context
-from pashmap.errors import KernelError
+from pashmap.errors import KernelError, NotSharedWarning
 from pashmap.execution import StopSignal, deadline_after, run_serially, run_share, share_runner
+from pashmap.kernel_writes import lost_writes, user_stacklevel, warn_about_lost_writes
 from pashmap.local import LocalContext
 from pashmap.machine import available_cpus, available_memory, format_bytes, resolve_num_workers
 from pashmap.options import COMMON_OPTIONS
@@ -67,6 +73,7 @@ __all__ = [
     "Context",
     "KernelError",
     "LocalContext",
+    "NotSharedWarning",
     "Order",
     "ProgressBar",
     "RemoteTraceback",
@@ -86,6 +93,7 @@ __all__ = [
     "format_bytes",
     "guided_sizes",
     "in_worker",
+    "lost_writes",
     "map_running",
     "mapping_context",
     "mark_process_as_worker",
@@ -97,5 +105,7 @@ __all__ = [
     "share_runner",
     "split_target",
     "tear_down",
+    "user_stacklevel",
+    "warn_about_lost_writes",
     "worker_scope",
 ]

@@ -14,6 +14,7 @@ __all__ = [
     "MapTimeoutError",
     "MissingPluginError",
     "MissingTargetPluginError",
+    "NotSharedWarning",
     "OversubscriptionWarning",
     "PashmapError",
     "PashmapWarning",
@@ -28,6 +29,18 @@ class PashmapError(Exception):
 
 class PashmapWarning(UserWarning):
     """Base class of the warnings pashmap and its plugins give."""
+
+
+class NotSharedWarning(PashmapWarning):
+    """A kernel writes to a numpy array whose writes cannot reach the caller.
+
+    Under a context whose workers do not run in the caller's memory (worker processes,
+    a Dask cluster), each worker writes into its own copy of such an array and the
+    caller never sees the writes. Allocate the array with the context (``pm.array``,
+    ``pm.zeros``, ... while that context is the default, or ``ctx.array``), or copy an
+    existing array with ``pm.array(fill=existing)``. Contexts find such writes with
+    :func:`pashmap.contexts.warn_about_lost_writes`.
+    """
 
 
 class OversubscriptionWarning(PashmapWarning):

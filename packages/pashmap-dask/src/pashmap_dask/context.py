@@ -57,7 +57,7 @@ from pashmap_dask.cluster import (
     describe_cluster,
 )
 from pashmap_dask.task import ShareResult, run_task, stop_map
-from pashmap_dask.unshared import array_names, warn_about_lost_writes
+from pashmap_dask.unshared import array_names, warn_about_writes_in_vain
 from pashmap_dask.wire import ArrayTable, MapPayload, pickled, pickled_by_value
 from pashmap_dask.writes import ConflictingWritesError, WriteBack
 
@@ -429,7 +429,7 @@ class _Map:
         with pickled_by_value(context._modules_by_value(self.kernel, self.target)):
             kernel, kernel_buffers = pickled(self.kernel, table)
             target, target_buffers = pickled(self.target, table)
-        warn_about_lost_writes(self.kernel, context._owner)
+        warn_about_writes_in_vain(self.kernel, context._owner)
         names = array_names(self.kernel)
         contents: dict[int, NDArray[Any]] = {}
         slices: list[dict[int, NDArray[Any]]] = [{} for _ in self.shares]
