@@ -44,3 +44,18 @@ def test_no_warning_for_context_arrays_reads_and_locals(ctx: DaskContext) -> Non
 def test_the_warning_is_the_one_of_the_process_context() -> None:
     shm = pytest.importorskip("pashmap_shm")
     assert NotSharedWarning is shm.NotSharedWarning
+
+
+def test_writes_through_entries_and_aliases_warn_as_under_processes(ctx: DaskContext) -> None:
+    arrays = {"out": np.zeros(4)}
+    plain = np.zeros(4)
+
+    def kernel(worker_id: int, index: int, value: int) -> None:
+        arrays["out"][index] = value
+        o = plain
+        o[index] = value
+
+    with pytest.warns(NotSharedWarning) as record:
+        ctx.map(kernel, range(4))
+    named = sorted(str(w.message).split(" writes to ")[1].split(",")[0] for w in record)
+    assert named == ['"arrays[\'out\']"', "'plain'"]
