@@ -58,4 +58,4 @@ def test_writes_through_entries_and_aliases_warn_as_under_processes(ctx: DaskCon
     with pytest.warns(NotSharedWarning) as record:
         ctx.map(kernel, range(4))
     named = sorted(str(w.message).split(" writes to ")[1].split(",")[0] for w in record)
-    assert named == ['"arrays[\'out\']"', "'plain'"]
+    assert named == ["\"arrays['out']\"", "'plain'"]

@@ -29,8 +29,8 @@ workers are (threads, processes, machines):
 * lost writes: a context whose workers do not share the caller's memory calls
   :func:`warn_about_lost_writes` before a map, with its own test of which arrays reach
   the caller; kernels writing elsewhere get a :class:`NotSharedWarning` naming the array
-  (:func:`lost_writes` gives the names; :func:`user_stacklevel` points any warning of a
-  context at the user's code).
+  (:func:`lost_writes` gives the names, :func:`outside_values` what the kernel can
+  name; :func:`user_stacklevel` points any warning of a context at the user's code).
 
 Register a context class in the ``pashmap.contexts`` entry-point group to make it
 available by name (:func:`context_names` lists them, :func:`create_context` makes one),
@@ -43,7 +43,12 @@ from pashmap.base_context import BaseContext
 from pashmap.context import Context
 from pashmap.errors import KernelError, NotSharedWarning
 from pashmap.execution import StopSignal, deadline_after, run_serially, run_share, share_runner
-from pashmap.kernel_writes import lost_writes, user_stacklevel, warn_about_lost_writes
+from pashmap.kernel_writes import (
+    lost_writes,
+    outside_values,
+    user_stacklevel,
+    warn_about_lost_writes,
+)
 from pashmap.local import LocalContext
 from pashmap.machine import available_cpus, available_memory, format_bytes, resolve_num_workers
 from pashmap.options import COMMON_OPTIONS
@@ -97,6 +102,7 @@ __all__ = [
     "map_running",
     "mapping_context",
     "mark_process_as_worker",
+    "outside_values",
     "progress_counts",
     "resolve_num_workers",
     "run_serially",

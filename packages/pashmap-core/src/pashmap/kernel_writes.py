@@ -40,7 +40,13 @@ import numpy as np
 
 from pashmap.errors import NotSharedWarning
 
-__all__ = ["NotSharedWarning", "lost_writes", "user_stacklevel", "warn_about_lost_writes"]
+__all__ = [
+    "NotSharedWarning",
+    "lost_writes",
+    "outside_values",
+    "user_stacklevel",
+    "warn_about_lost_writes",
+]
 
 # Methods and functions that write into the array they are given (first argument).
 _WRITING_METHODS = frozenset(
@@ -170,6 +176,40 @@ _NOT_CONTAINERS = (
 )
 
 
+def outside_values(kernel: Callable[..., Any]) -> dict[str, Any]:
+    """The values a kernel can name from outside itself, by the name it uses.
+
+    Args:
+        kernel: a function, a lambda, a ``functools.partial`` or a bound method.
+
+    Returns:
+        The arguments bound by ``functools.partial`` and a bound method's ``self``, the
+        closure variables and the globals its code names (empty for other callables).
+        A context can use it to name the arrays a kernel refers to in its messages.
+    """
+    unwrapped = _unwrap(kernel)
+    if unwrapped is None:
+        return {}
+    function, bound = unwrapped
+    return _outside(function, bound)
+
+
+def _outside(function: types.FunctionType, bound: dict[str, Any]) -> dict[str, Any]:
+    code = function.__code__
+    values: dict[str, Any] = {}
+    module_globals = function.__globals__
+    for name in _global_names(code):
+        if name in module_globals:
+            values[name] = module_globals[name]
+    for name, cell in zip(code.co_freevars, function.__closure__ or (), strict=False):
+        try:
+            values[name] = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+    values.update(bound)
+    return values
+
+
 def _may_name_lost_array(
     function: types.FunctionType, bound: dict[str, Any], reaches_caller: Callable[[Any], bool]
 ) -> bool:
@@ -180,17 +220,7 @@ def _may_name_lost_array(
     globals its code names. Reading and parsing the source costs more than a small map
     itself, too much to spend on every kernel that writes into shared arrays only.
     """
-    values: list[Any] = list(bound.values())
-    for cell in function.__closure__ or ():
-        try:
-            values.append(cell.cell_contents)
-        except ValueError:  # an empty cell
-            continue
-    module_globals = function.__globals__
-    for name in _global_names(function.__code__):
-        if name in module_globals:
-            values.append(module_globals[name])
-    for value in values:
+    for value in _outside(function, bound).values():
         if isinstance(value, np.ndarray):
             if _is_lost(value, reaches_caller):
                 return True

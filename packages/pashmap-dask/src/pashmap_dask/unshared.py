@@ -9,14 +9,13 @@ writes in the kernel's source.
 
 from __future__ import annotations
 
-import functools
 import types
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from pashmap.contexts import NotSharedWarning, warn_about_lost_writes
+from pashmap.contexts import NotSharedWarning, outside_values, warn_about_lost_writes
 
 __all__ = ["NotSharedWarning", "array_names", "warn_about_writes_in_vain"]
 
@@ -43,49 +42,10 @@ def warn_about_writes_in_vain(
     )
 
 
-def _namespace(kernel: Callable[..., Any]) -> dict[str, Any] | None:
-    """The values the kernel can name from outside itself (globals, closure, ``self``)."""
-    bound: dict[str, Any] = {}
-    function: Any = kernel
-    for _ in range(10):
-        if isinstance(function, functools.partial):
-            function = function.func
-        elif isinstance(function, types.MethodType):
-            bound["self"] = function.__self__
-            function = function.__func__
-        else:
-            break
-    if not isinstance(function, types.FunctionType):
-        return None
-    code = function.__code__
-    names: dict[str, Any] = {}
-    for name in _global_names(code):
-        if name in function.__globals__:
-            names[name] = function.__globals__[name]
-    for name, cell in zip(code.co_freevars, function.__closure__ or (), strict=False):
-        try:
-            names[name] = cell.cell_contents
-        except ValueError:
-            continue
-    names.update(bound)
-    return names
-
-
-def _global_names(code: types.CodeType) -> frozenset[str]:
-    names = set(code.co_names)
-    for constant in code.co_consts:
-        if isinstance(constant, types.CodeType):
-            names |= _global_names(constant)
-    return frozenset(names)
-
-
 def array_names(kernel: Callable[..., Any]) -> dict[int, str]:
     """``id(array) -> name`` for the arrays the kernel names (also ``self.out``)."""
-    found = _namespace(kernel)
-    if found is None:
-        return {}
     names: dict[int, str] = {}
-    for name, value in found.items():
+    for name, value in outside_values(kernel).items():
         if isinstance(value, np.ndarray):
             names.setdefault(id(value), name)
             continue
