@@ -116,6 +116,24 @@ class _ColumnarPairs(_Pairs):
         return share, self.values[share.start : share.stop], [i * i for i in share]
 
 
+class _BrokenColumns(_Pairs):
+    """A target whose ``iterate_columns`` returns what it is given instead of columns."""
+
+    def __init__(self, values: Sequence[float], returned: Any) -> None:
+        super().__init__(values)
+        self.returned = returned
+
+    def iterate_columns(self, share: range) -> Any:
+        return self.returned
+
+
+class _NoTuples(_Pairs):
+    """A target whose ``iterate`` yields bare values instead of tuples."""
+
+    def iterate(self, share: range) -> Iterator[Any]:
+        yield from share
+
+
 class _Scan:
     """A user type naming its own target with ``__pashmap_target__``."""
 
@@ -805,6 +823,21 @@ class ContextConformance:
         for target in ({"a": 1}, {1, 2}, (v for v in range(3)), 42, object()):
             with pytest.raises(TypeError):
                 context.map(kernel, target)
+
+    def test_target_breaking_its_contract_is_named(self, context: Context) -> None:
+        """``iterate_columns`` returning no tuple of iterables, or ``iterate`` yielding
+        no tuples: a ``TypeError`` naming the target class and the method, also when the
+        kernel returns only ``None`` (the fastest path of a context)."""
+
+        def kernel(worker_id: int, index: int, value: float, square: int) -> None:
+            return None
+
+        broken: list[Any] = [_BrokenColumns(range(8), 5), _BrokenColumns(range(8), (5, 6))]
+        for target in broken:
+            with pytest.raises(TypeError, match=r"_BrokenColumns\.iterate_columns\(share\)"):
+                context.map(kernel, target)
+        with pytest.raises(TypeError, match=r"_NoTuples\.iterate\(share\)"):
+            context.map(kernel, _NoTuples(range(8)))
 
     def test_unknown_option(self, context: Context) -> None:
         """An option no context knows: ``TypeError``."""

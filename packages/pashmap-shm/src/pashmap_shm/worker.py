@@ -187,15 +187,22 @@ def serve(
         try:
             while record := read(queue_fd, 4):
                 share = from_bytes(record, byteorder)
+                calls = None
                 if columns is not None:
                     entries = columns(shares[share])
+                    # A target breaking the columns contract (no tuple, a column that
+                    # is not iterable) takes the checked way below, which names it.
+                    with contextlib.suppress(TypeError):
+                        if type(entries) is tuple and entries:
+                            calls = map(kernel, workers, *entries)
+                if calls is not None:
                     indices = entries[0]
                     if type(indices) is range:  # so its length is the number of calls
-                        consume(map(kernel, workers, *entries))
+                        consume(calls)
                         none_counts.append(share)
                         none_counts.append(len(indices))
                         continue
-                    values = list(map(kernel, workers, *entries))
+                    values = list(calls)
                 else:
                     if run is None:
                         run = share_runner(kernel, worker_id, target, counts=counts)
