@@ -8,7 +8,9 @@ rotated every round. The yardsticks are a serial loop writing the same rows into
 ordinary numpy (heap) array: fresh, and a second time into the same array (numpy asks
 for transparent huge pages for large arrays; ``heap-4k`` is the same loop into private
 memory in 4 KiB pages, for comparison). Printed: the
-median of each variant, its min and max, and its ratio to the yardstick's median.
+median of each variant, its min and max, and its ratio to the yardstick's median; and
+the median CPU time (the process and its workers: what the load of a shared machine
+does not change), with its ratio.
 
 Fresh-memory variants (time: allocation + map):
 
@@ -36,6 +38,7 @@ import argparse
 import json
 import mmap
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -59,14 +62,30 @@ FRESH = [
 REUSED = ["heap-reused", "pashmap-reused", "no-row-mapping-reused", "cache-reused"]
 
 
-def measure(variant: str, rows: int, row_bytes: int) -> float:
-    """Run ``variant`` once in this process; return the seconds of its timed part."""
+def now() -> tuple[float, float]:
+    """The wall clock and the CPU time of this process and its reaped children."""
+    cpu = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        cpu += usage.ru_utime + usage.ru_stime
+    return time.perf_counter(), cpu
+
+
+def since(start: tuple[float, float]) -> tuple[float, float]:
+    """Wall and CPU seconds since ``start`` (from :func:`now`)."""
+    wall, cpu = now()
+    return wall - start[0], cpu - start[1]
+
+
+def measure(variant: str, rows: int, row_bytes: int) -> tuple[float, float]:
+    """Run ``variant`` once in this process; return the wall and CPU seconds of its
+    timed part (CPU: this process and its workers)."""
     from pashmap_shm import ProcessContext, populate
     from pashmap_shm.shared_memory import allocate_shared
 
     shape = (rows, row_bytes // 8)
     if variant.startswith("heap"):
-        start = time.perf_counter()
+        start = now()
         if variant == "heap-4k":  # private memory numpy did not advise for huge pages
             heap = np.frombuffer(
                 mmap.mmap(-1, rows * row_bytes, flags=mmap.MAP_PRIVATE), dtype=np.float64
@@ -76,10 +95,10 @@ def measure(variant: str, rows: int, row_bytes: int) -> float:
         for index in range(rows):
             heap[index] = index
         if variant == "heap-reused":
-            start = time.perf_counter()
+            start = now()
             for index in range(rows):
                 heap[index] = index
-        return time.perf_counter() - start
+        return since(start)
     ctx = ProcessContext(2)
     if variant == "no-row-mapping-reused":
         populate._enabled = False  # (the switch the fallback uses)
@@ -93,7 +112,7 @@ def measure(variant: str, rows: int, row_bytes: int) -> float:
         raw.madvise(MADV_POPULATE_WRITE, index * row_bytes, row_bytes)
         out[index] = value
 
-    start = time.perf_counter()
+    start = now()
     if variant in ("memfd", "memfd-fallocate"):
         out = allocate_shared(shape, np.dtype(np.float64), "C", memfd=True)
         if variant == "memfd-fallocate":
@@ -124,13 +143,13 @@ def measure(variant: str, rows: int, row_bytes: int) -> float:
         if variant == "cache-reused":
             address = out.__array_interface__["data"][0]
             del out
-            start = time.perf_counter()
+            start = now()
             out = ctx.empty(shape)
             assert out.__array_interface__["data"][0] == address, "the cache missed"
         else:
-            start = time.perf_counter()
+            start = now()
         ctx.map(kernel, range(rows))
-    seconds = time.perf_counter() - start
+    seconds = since(start)
     raw = None
     assert out[-1, -1] == rows - 1
     assert out[0, 0] == 0
@@ -154,10 +173,12 @@ def main() -> int:
     args = parser.parse_args()
     rows, row_bytes = (128 if args.quick else 1024), 2**20
     if args.one:
-        print(json.dumps({"seconds": measure(args.one, rows, row_bytes)}))
+        wall, cpu = measure(args.one, rows, row_bytes)
+        print(json.dumps({"seconds": wall, "cpu": cpu}))
         return 0
     variants = FRESH + REUSED
     times: dict[str, list[float]] = {v: [] for v in variants}
+    cpus: dict[str, list[float]] = {v: [] for v in variants}
     load = os.getloadavg()
     for round_ in range(args.repeats):
         order = variants[round_ % len(variants) :] + variants[: round_ % len(variants)]
@@ -168,20 +189,28 @@ def main() -> int:
             done = subprocess.run(command, capture_output=True, text=True, timeout=600)
             if done.returncode:
                 raise SystemExit(f"{variant} failed: {done.stderr[-800:]}")
-            times[variant].append(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            times[variant].append(result["seconds"])
+            cpus[variant].append(result["cpu"])
     print(
         f"{rows} rows of {row_bytes // 2**20} MiB, 2 workers, {args.repeats} runs each, "
         f"interleaved; load average {load[0]:.2f} before, {os.getloadavg()[0]:.2f} after"
     )
-    print("| variant | median ms | min ms | max ms | vs its heap yardstick |")
-    print("| --- | --- | --- | --- | --- |")
+    print(
+        "| variant | median ms | min ms | max ms | vs its heap yardstick "
+        "| median CPU ms | CPU vs yardstick |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for group, yardstick in ((FRESH, "heap"), (REUSED, "heap-reused")):
         base = statistics.median(times[yardstick])
+        base_cpu = statistics.median(cpus[yardstick])
         for variant in group:
             median = statistics.median(times[variant])
+            cpu = statistics.median(cpus[variant])
             print(
                 f"| {variant} | {median * 1e3:.0f} | {min(times[variant]) * 1e3:.0f} "
-                f"| {max(times[variant]) * 1e3:.0f} | {median / base:.2f} |"
+                f"| {max(times[variant]) * 1e3:.0f} | {median / base:.2f} "
+                f"| {cpu * 1e3:.0f} | {cpu / max(base_cpu, 1e-6):.2f} |"
             )
     return 0
 
