@@ -146,10 +146,16 @@ def test_a_kernel_that_refuses_the_advice_falls_back_to_faults(
 
 
 @pytest.mark.timeout(60)
-def test_warm_workers_are_left_alone() -> None:
+def test_warm_workers_map_the_rows_of_the_blocks_they_receive() -> None:
     with ProcessContext(2) as ctx:
         out = ctx.empty((ROWS, COLUMNS))
         faults = ctx.zeros(ROWS, dtype=np.int64)
-        for attempt in range(2):
-            ctx.map(functools.partial(write_rows, out, faults), range(attempt, ROWS + attempt))
+        kernel = functools.partial(write_rows, out, faults)
+        for attempt in range(3):
+            ctx.map(kernel, range(attempt, ROWS + attempt))
             assert_rows(out, np.arange(attempt, ROWS + attempt))
+            if attempt == 0:
+                assert faults.sum() >= ROWS * ROW_PAGES
+            else:  # the block is mapped anew at each map, its rows before each share
+                assert faults.sum() < ROWS, faults
+        assert len(set(ctx.worker_pids())) == 2  # (warm workers did run these maps)

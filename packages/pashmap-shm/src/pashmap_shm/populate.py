@@ -1,22 +1,23 @@
-"""Mapping, in a forked worker, the rows of shared output memory it is about to write.
+"""Mapping, in a worker, the rows of shared output memory it is about to write.
 
-A worker forked for a map shares the caller's memory but not its page table: the first
-write to each 4 KiB page of an output costs the worker a page fault, also when the page
-already holds data (an output written by an earlier map, or a block the allocation cache
-handed out again). Write faults on shared memory are taken one page at a time, whereas a
-read fault maps the pages around it that are already in memory too (the kernel's
-"fault-around", 16 pages by default). So before each share, a worker asks the kernel
-(``madvise(MADV_POPULATE_READ)``) to map the rows of the share in every live array
-allocated here that the kernel refers to (by a closure variable, a global, a default
-value, an argument bound with ``functools.partial`` or an attribute of a bound method's
-object) and whose first axis is as long as the map's target: the usual
-``out[index] = ...`` then writes without faults. Arrays the kernel reaches otherwise
-(through a function it calls, say) are left to the kernel's own faults, as before.
+A worker forked for a map shares the caller's memory but not its page table, and a warm
+worker maps the blocks of each map anew: the first write to each 4 KiB page of an output
+costs the worker a page fault, also when the page already holds data (an output written
+by an earlier map, or a block the allocation cache handed out again). Write faults on
+shared memory are taken one page at a time, whereas a read fault also maps the pages
+around it that are in memory already (the kernel's "fault-around", 16 pages by default).
+So before each share a worker asks for the share's rows to be mapped
+(``madvise(MADV_POPULATE_READ)``) in every shared array the kernel refers to (by a
+closure variable, a global, a default value, an argument bound with
+``functools.partial`` or an attribute of a bound method's object) whose first axis is as
+long as the map's target: the usual ``out[index] = ...`` then writes without faults.
+Arrays the kernel reaches otherwise (through a function it calls, say) are left to the
+kernel's own faults, as before.
 
-Only pages already in memory are mapped (checked with ``mincore``): a fresh output is left
-to the kernel's own faults, so nothing is ever allocated that the kernel would not have
-written itself. Where the kernel lacks ``MADV_POPULATE_READ`` (Linux before 5.14) the
-first refusal turns this off and the worker writes as before.
+Only rows whose pages are all in memory already are mapped (checked with ``mincore``):
+fresh output is left to the kernel's own faults, so nothing is allocated that the kernel
+would not have written itself. Where the kernel lacks ``MADV_POPULATE_READ`` (Linux
+before 5.14) the first refusal turns this off and the worker writes as before.
 """
 
 from __future__ import annotations
@@ -72,35 +73,48 @@ def note_array(address: int, owner: object, shape: tuple[int, ...], nbytes: int)
     _layouts[address] = (weakref.ref(owner, forget), shape[0], nbytes // shape[0], nbytes)
 
 
-def row_mapper(kernel: Callable[..., Any], target: object) -> Callable[[Any], None] | None:
-    """What a forked worker calls before each share of a map of ``kernel`` over ``target``.
+def row_mapper(
+    kernel: Callable[..., Any], target: object, *, forked: bool
+) -> Callable[[Any], None] | None:
+    """What a worker calls before each share of a map of ``kernel`` over ``target``.
 
     Args:
         kernel: the map's kernel; the arrays it refers to are the candidate outputs.
         target: the map's target; only its length is used.
+        forked: the worker was forked for this map, and shares the caller's arrays as
+            they are; else it is a warm worker, whose arrays were rebuilt over the
+            blocks it received (memory mapped again at each map).
 
     Returns:
         A function of a share (a ``range`` of indices: other shares are left alone) that
-        maps the share's rows of every live array the kernel refers to with as many rows
-        as ``target`` has elements, or ``None`` when there is none (or ``target`` has no
+        maps the share's rows of every array the kernel refers to with as many rows as
+        ``target`` has elements, or ``None`` when there is none (or ``target`` has no
         length).
     """
-    if not _enabled or not _layouts or not hasattr(target, "__len__"):
+    if not _enabled or (forked and not _layouts) or not hasattr(target, "__len__"):
         return None
     length = len(target)
     candidates = {
         address: row_bytes
         for address, (owner, rows, row_bytes, _) in list(_layouts.items())
-        if rows == length and owner() is not None
+        if forked and rows == length and owner() is not None
     }
-    if not candidates:
-        return None
     outputs = []
     for value in _referred_by(kernel):
-        if isinstance(value, np.ndarray):
-            address = int(value.__array_interface__["data"][0])
-            if address in candidates:
-                outputs.append((address, candidates.pop(address)))
+        if not isinstance(value, np.ndarray):
+            continue
+        address = int(value.__array_interface__["data"][0])
+        base: object = value.base  # (a warm worker's array: the block's mapping)
+        if address in candidates:
+            outputs.append((address, candidates.pop(address)))
+        elif (
+            not forked
+            and isinstance(base, mmap.mmap)
+            and value.ndim
+            and len(value) == length
+            and value.flags.c_contiguous
+        ):
+            outputs.append((address, value.strides[0]))
     if not outputs:
         return None
 

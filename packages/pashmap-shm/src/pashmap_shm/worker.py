@@ -185,7 +185,7 @@ def serve(
         from_bytes = int.from_bytes
         byteorder = sys.byteorder
         # (Rows of outputs already in memory are mapped before the kernel writes them.)
-        map_rows = row_mapper(kernel, target) if parent_pid else None
+        map_rows = row_mapper(kernel, target, forked=bool(parent_pid))
         enter_process_worker(worker_id)
         try:
             while record := read(queue_fd, 4):
