@@ -29,7 +29,9 @@ Reused-memory variants (time: the second map writing the same output):
   share: :mod:`pashmap_shm.populate`);
 * ``no-row-mapping-reused``: the same with that turned off (each page faulted in);
 * ``cache-reused``: the output dropped and allocated again (the cache hands the block
-  back), then written.
+  back), then written;
+* ``warm-reused``, ``warm-no-row-mapping-reused``: the same as the first two inside a
+  ``with ProcessContext()`` block (warm workers, a memfd block).
 """
 
 from __future__ import annotations
@@ -59,15 +61,31 @@ FRESH = [
     "memfd",
     "memfd-fallocate",
 ]
-REUSED = ["heap-reused", "pashmap-reused", "no-row-mapping-reused", "cache-reused"]
+REUSED = [
+    "heap-reused",
+    "pashmap-reused",
+    "no-row-mapping-reused",
+    "cache-reused",
+    "warm-reused",
+    "warm-no-row-mapping-reused",
+]
+
+
+# Warm workers' process ids: their CPU time is read from /proc (they are not reaped).
+_warm_pids: list[int] = []
 
 
 def now() -> tuple[float, float]:
-    """The wall clock and the CPU time of this process and its reaped children."""
+    """The wall clock and the CPU time of this process, its reaped children and its warm
+    workers."""
     cpu = 0.0
     for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
         usage = resource.getrusage(who)
         cpu += usage.ru_utime + usage.ru_stime
+    for pid in _warm_pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        cpu += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return time.perf_counter(), cpu
 
 
@@ -100,7 +118,9 @@ def measure(variant: str, rows: int, row_bytes: int) -> tuple[float, float]:
                 heap[index] = index
         return since(start)
     ctx = ProcessContext(2)
-    if variant == "no-row-mapping-reused":
+    if variant.startswith("warm-"):
+        ctx.__enter__()  # a with block's warm workers (left at the end of the process)
+    if "no-row-mapping" in variant:
         populate._enabled = False  # (the switch the fallback uses)
     out: Any = None
     raw: Any = None
@@ -147,6 +167,7 @@ def measure(variant: str, rows: int, row_bytes: int) -> tuple[float, float]:
             out = ctx.empty(shape)
             assert out.__array_interface__["data"][0] == address, "the cache missed"
         else:
+            _warm_pids[:] = ctx.worker_pids()
             start = now()
         ctx.map(kernel, range(rows))
     seconds = since(start)
