@@ -39,8 +39,8 @@ MADV_POPULATE_READ = 22
 
 _PAGE = mmap.PAGESIZE
 
-# Address of each live shared array's block -> (its owner, rows, bytes per row, bytes).
-_layouts: dict[int, tuple[weakref.ref[Any], int, int, int]] = {}
+# Address of each live shared array's block -> (its owner, rows, bytes per row).
+_layouts: dict[int, tuple[weakref.ref[Any], int, int]] = {}
 _advice = MADV_POPULATE_READ
 _enabled = True
 
@@ -70,7 +70,7 @@ def note_array(address: int, owner: object, shape: tuple[int, ...], nbytes: int)
         if _layouts.get(address, (None,))[0] is ref:
             del _layouts[address]
 
-    _layouts[address] = (weakref.ref(owner, forget), shape[0], nbytes // shape[0], nbytes)
+    _layouts[address] = (weakref.ref(owner, forget), shape[0], nbytes // shape[0])
 
 
 def row_mapper(
@@ -96,7 +96,7 @@ def row_mapper(
     length = len(target)
     candidates = {
         address: row_bytes
-        for address, (owner, rows, row_bytes, _) in list(_layouts.items())
+        for address, (owner, rows, row_bytes) in list(_layouts.items())
         if forked and rows == length and owner() is not None
     }
     outputs = []
