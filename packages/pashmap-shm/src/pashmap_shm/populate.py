@@ -99,14 +99,14 @@ def row_mapper(
         for address, (owner, rows, row_bytes) in list(_layouts.items())
         if forked and rows == length and owner() is not None
     }
-    outputs = []
+    outputs: dict[int, int] = {}  # address -> bytes per row
     for value in _referred_by(kernel):
         if not isinstance(value, np.ndarray):
             continue
         address = int(value.__array_interface__["data"][0])
         base: object = value.base  # (a warm worker's array: the block's mapping)
         if address in candidates:
-            outputs.append((address, candidates.pop(address)))
+            outputs[address] = candidates[address]
         elif (
             not forked
             and isinstance(base, mmap.mmap)
@@ -114,14 +114,15 @@ def row_mapper(
             and len(value) == length
             and value.flags.c_contiguous
         ):
-            outputs.append((address, value.strides[0]))
+            outputs[address] = value.strides[0]
     if not outputs:
         return None
+    rows = list(outputs.items())
 
     def map_rows(share: Any) -> None:
         if type(share) is not range or share.step != 1 or not _enabled:
             return
-        for address, row_bytes in outputs:
+        for address, row_bytes in rows:
             _map_resident(address + share.start * row_bytes, address + share.stop * row_bytes)
 
     return map_rows
