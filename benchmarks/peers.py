@@ -5,10 +5,17 @@
 Implementations: the pashmap contexts (``pashmap-local``, ``pashmap-threads``,
 ``pashmap-processes``, which run the workloads of ``pashmap.bench.workloads``), a plain serial
 loop, pasha 0.1.2's process context, ``multiprocessing.Pool``, ``concurrent.futures``'
-process pool, joblib (loky) and mpire. Each peer does the same work the way its users
-write it: pools return results that the caller collects (they cannot write into the
-caller's memory); pasha, like pashmap, writes into its own shared arrays. Pools are
-created inside the timed region, as pashmap's process context forks per map.
+process pool, joblib (loky) and mpire. ``serial-heap`` is the yardstick of the large
+outputs (issue 15): a serial loop writing the same rows into one ordinary numpy array.
+
+Workload ``zero_copy_reused`` (here, not in ``pashmap.bench``) is ``zero_copy`` written a
+second time into the same output: the time of writing output memory already in use,
+which only the implementations that write in place run.
+
+Each peer does the same work the way its users write it: pools return results that the
+caller collects (they cannot write into the caller's memory); pasha, like pashmap,
+writes into its own shared arrays. Pools are created inside the timed region, as
+pashmap's process context forks per map.
 
 ``suite.py`` calls this once per run, each in a fresh process.
 """
@@ -193,7 +200,7 @@ def run_pasha(workload: str, s: Sizes, workers: int) -> dict[str, Any]:
         start = time.perf_counter()
         ctx.map(busy_kernel, iterations)
         return {"seconds": time.perf_counter() - start}
-    if workload == "zero_copy":
+    if workload in ("zero_copy", "zero_copy_reused"):
         n = s.output_bytes // s.element_bytes
         start = time.perf_counter()
         big = ctx.alloc(shape=(n, s.element_bytes // 8), dtype=np.float64)
@@ -202,35 +209,91 @@ def run_pasha(workload: str, s: Sizes, workers: int) -> dict[str, Any]:
             big[index] = value
 
         ctx.map(fill, list(range(n)))
+        if workload == "zero_copy_reused":
+            start = time.perf_counter()
+            ctx.map(fill, list(range(n)))
         seconds = time.perf_counter() - start
         assert big[-1, -1] == n - 1
         return {"seconds": seconds, "output_mb": big.nbytes / 2**20}
     raise SystemExit(f"pasha does not implement {workload!r}")
 
 
-IMPLEMENTATIONS = ["pashmap-local", "pashmap-threads", "pashmap-processes", "pasha", *POOLS]
+def run_heap(workload: str, s: Sizes) -> dict[str, Any]:
+    """The serial loop writing each row into one ordinary (heap) array: the yardstick."""
+    n = s.output_bytes // s.element_bytes
+    start = time.perf_counter()
+    out = np.empty((n, s.element_bytes // 8))
+    for index in range(n):
+        out[index] = index
+    if workload == "zero_copy_reused":
+        start = time.perf_counter()
+        for index in range(n):
+            out[index] = index
+    elif workload != "zero_copy":
+        raise SystemExit(f"serial-heap does not implement {workload!r}")
+    seconds = time.perf_counter() - start
+    assert out[-1, -1] == n - 1
+    return {"seconds": seconds, "output_mb": out.nbytes / 2**20}
+
+
+def run_pashmap_reused(context: str, s: Sizes, workers: int) -> dict[str, Any]:
+    """zero_copy_reused on a pashmap context: the second map writing the same output."""
+    import pashmap as pm
+
+    n = s.output_bytes // s.element_bytes
+    kwargs = {} if context == "local" else {"num_workers": workers}
+    with pm.use_context(context, **kwargs):
+        out = pm.array((n, s.element_bytes // 8))
+
+        def kernel(worker_id: int, index: int, value: int) -> None:
+            out[index] = value + 1
+
+        pm.map(kernel, range(n))
+        start = time.perf_counter()
+        pm.map(kernel, range(n))
+        seconds = time.perf_counter() - start
+    assert out[-1, -1] == n
+    assert out[0, 0] == 1
+    return {"seconds": seconds, "output_mb": out.nbytes / 2**20}
+
+
+# Workloads of this file only (not in pashmap.bench.workloads).
+PEER_WORKLOADS = ["zero_copy_reused"]
+IMPLEMENTATIONS = [
+    "pashmap-local",
+    "pashmap-threads",
+    "pashmap-processes",
+    "pasha",
+    *POOLS,
+    "serial-heap",
+]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("implementation", choices=IMPLEMENTATIONS)
-    parser.add_argument("workload", choices=sorted(pmw.WORKLOADS))
+    parser.add_argument("workload", choices=sorted([*pmw.WORKLOADS, *PEER_WORKLOADS]))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    if args.implementation.startswith("pashmap-"):
+    s = pmw.sizes(args.quick)
+    if args.implementation.startswith("pashmap-") and args.workload in PEER_WORKLOADS:
+        context = args.implementation.removeprefix("pashmap-")
+        result = run_pashmap_reused(context, s, args.workers)
+    elif args.implementation.startswith("pashmap-"):
         context = args.implementation.removeprefix("pashmap-")
         argv = [args.workload, "--context", context, "--workers", str(args.workers)]
         return pmw.main(argv + (["--quick"] if args.quick else []))
-    s = pmw.sizes(args.quick)
-    if args.implementation == "pasha":
+    elif args.implementation == "serial-heap":
+        result = run_heap(args.workload, s)
+    elif args.implementation == "pasha":
         result = run_pasha(args.workload, s, args.workers)
     else:
         result = run_pool(args.implementation, args.workload, s, args.workers)
     result.update(
         workload=args.workload,
         context=args.implementation,
-        workers=1 if args.implementation == "serial" else args.workers,
+        workers=1 if args.implementation.startswith("serial") else args.workers,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         pid=os.getpid(),
     )

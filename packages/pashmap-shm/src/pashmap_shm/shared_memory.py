@@ -10,7 +10,9 @@ backends:
   allocation (``forkserver``, ``spawn``, warm workers): its descriptor can be handed to
   them, and they map the same pages (see :mod:`pashmap_shm.wire`).
 
-:func:`owner_of` finds the block holding an array's data (views included).
+:func:`owner_of` finds the block holding an array's data (views included). The rows of
+each C-ordered array are noted for forked workers, which map the rows they are about to
+write when those are in memory already (:mod:`pashmap_shm.populate`).
 
 Writing fresh anonymous memory is slow, since the kernel faults in and zeroes every
 page on first touch, so programs that allocate, map and drop arrays of the same size in
@@ -42,6 +44,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pashmap.contexts import Order, available_memory, format_bytes
+from pashmap_shm.populate import note_array
 
 __all__ = [
     "Block",
@@ -156,6 +159,8 @@ def allocate_shared(
     weakref.finalize(owner, _release if memfd else _give_back, block)
     raw: NDArray[np.uint8] = np.asarray(owner)
     out: NDArray[Any] = np.ndarray(shape, dtype=dtype, buffer=raw, order=order)
+    if order == "C" or len(shape) == 1:
+        note_array(block.address, owner, shape, nbytes)  # (its rows, for forked workers)
     return out
 
 

@@ -45,6 +45,7 @@ from pashmap.contexts import (
     tear_down,
 )
 from pashmap_shm.blas_threads import blas_controller, limit_blas_threads
+from pashmap_shm.populate import row_mapper
 from pashmap_shm.wire import (
     DONE,
     RESULTS,
@@ -183,10 +184,14 @@ def serve(
         read = os.read
         from_bytes = int.from_bytes
         byteorder = sys.byteorder
+        # (Rows of outputs already in memory are mapped before the kernel writes them.)
+        map_rows = row_mapper(kernel, target, forked=bool(parent_pid))
         enter_process_worker(worker_id)
         try:
             while record := read(queue_fd, 4):
                 share = from_bytes(record, byteorder)
+                if map_rows is not None:
+                    map_rows(shares[share])
                 calls = None
                 if columns is not None:
                     entries = columns(shares[share])
