@@ -11,7 +11,6 @@ poll interval, so that it happens in most maps rather than in one of tens of tho
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -23,7 +22,7 @@ LOOPS = 100
 
 
 @pytest.fixture
-def paused_check(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def paused_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """Poll every millisecond, and pause 50 ms before looking for dead workers."""
     check = collector._Collector._check_alive
 
@@ -33,7 +32,6 @@ def paused_check(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     monkeypatch.setattr(collector, "_POLL_MS", 1)
     monkeypatch.setattr(collector._Collector, "_check_alive", late_check)
-    yield
 
 
 @pytest.mark.timeout(120)

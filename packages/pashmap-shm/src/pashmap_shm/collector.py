@@ -328,17 +328,20 @@ class _Collector:
             status = self.worker_set.exit_status(worker, wait=False)
             if status is None:
                 continue
-            # It may have written its last messages just before exiting.
-            os.set_blocking(worker.fd, False)
-            with contextlib.suppress(BlockingIOError):
-                while chunk := os.read(worker.fd, 1 << 20):
-                    worker.buffer += chunk
-                    self._take(worker)
-            if not worker.done:
+            if not self._read_last_messages(worker):
                 raise died_error(worker, status)
             # Done just before it exited: its messages were read here, and its end of
             # file must not be taken for a death at the next poll.
             self._unwatch(worker)
+
+    def _read_last_messages(self, worker: WorkerProcess) -> bool:
+        """Read what a worker that exited wrote just before; say whether it was done."""
+        os.set_blocking(worker.fd, False)
+        with contextlib.suppress(BlockingIOError):
+            while chunk := os.read(worker.fd, 1 << 20):
+                worker.buffer += chunk
+                self._take(worker)
+        return worker.done
 
     def in_index_order(self) -> list[Any]:
         """The values of every share, concatenated in share order."""
