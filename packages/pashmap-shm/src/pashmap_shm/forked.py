@@ -16,12 +16,14 @@ Fork and threads
     ``-W error`` and pytest's ``filterwarnings = error`` too; the block changes the
     process-wide filters for the instant of the forks). The child only runs the
     kernel and the worker loop, and then leaves with ``os._exit``. BLAS libraries
-    (OpenBLAS, MKL) reset their thread pools in the child, and CPython re-creates its own
-    locks (import lock, stdio buffers, logging handlers) after fork. What remains unsafe
-    is a kernel that takes a lock which one of *your* threads may hold during the map
-    (e.g. a lock in a library you call from both); use
-    :class:`~pashmap_shm.ThreadContext` for such code, or start your threads after the
-    map.
+    (OpenBLAS, MKL) reset their thread pools in the child, and CPython re-creates some of
+    its own locks (the import lock, logging's) after fork, but not those of the stdio
+    buffers. What remains unsafe is a kernel that takes a lock which one of *your*
+    threads may hold during the map (e.g. a lock in a library you call from both, or
+    ``sys.stdout``'s while a thread prints); use :class:`~pashmap_shm.ThreadContext` for
+    such code, or start your threads after the map. A worker that has reported DONE and
+    then blocks on such a lock on its way out (in its last flush) is killed after
+    ``_EXIT_GRACE``: it cannot hold up the map.
 """
 
 from __future__ import annotations
