@@ -10,7 +10,8 @@ worker a bounded time to leave and then kills it.
 The script below makes that happen at every map: stdout is a pipe that nobody reads
 (full), and just before each fork a thread starts writing to it, which holds the lock
 while it waits for room in the pipe. After the map the pipe is drained, so the thread
-finishes and the next map can set it up again.
+finishes and the next map can set it up again. A Ctrl-C while the caller waits for the
+worker to leave ends the map at once, with ``KeyboardInterrupt``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ LOOPS = 8
 
 SCRIPT = textwrap.dedent(
     """
-    import os, sys, threading, time
+    import os, signal, sys, threading, time
     from pathlib import Path
     import psutil
     from pashmap_shm import ProcessContext
@@ -74,7 +75,16 @@ SCRIPT = textwrap.dedent(
         fill_stdout_pipe()
         armed.clear()
         timeout = None if attempt % 2 else 60
-        values = ctx.map(lambda wid, i, v: v * 2, range(4), timeout=timeout)
+        if sys.argv[2] == "ctrl-c":  # while the caller waits for the worker to leave
+            timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+            timer.start()
+            try:
+                values = ctx.map(lambda wid, i, v: v * 2, range(4), timeout=timeout)
+            except KeyboardInterrupt:
+                values = "KeyboardInterrupt"
+            timer.join()
+        else:
+            values = ctx.map(lambda wid, i, v: v * 2, range(4), timeout=timeout)
         children = psutil.Process().children(recursive=True)
         report("map", attempt, values, len(children))
         while writers[-1].is_alive():  # drain stdout: the writer finishes
@@ -90,13 +100,15 @@ SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.timeout(120)
-def test_map_returns_while_a_thread_holds_the_stdout_lock(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["returns", "ctrl-c"])
+def test_map_ends_while_a_thread_holds_the_stdout_lock(tmp_path: Path, how: str) -> None:
+    """The map returns, or raises KeyboardInterrupt for a Ctrl-C while it waits."""
     script = tmp_path / "stdout_lock.py"
     script.write_text(SCRIPT)
     env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
     try:
         done = subprocess.run(
-            [sys.executable, str(script), str(LOOPS)],
+            [sys.executable, str(script), str(LOOPS), how],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -108,4 +120,5 @@ def test_map_returns_while_a_thread_holds_the_stdout_lock(tmp_path: Path) -> Non
         pytest.fail(f"the map never returned: {exc.stderr!r}")
     lines = done.stderr.splitlines()
     assert done.returncode == 0, done.stderr
-    assert lines == [f"map {n} [0, 2, 4, 6] 0" for n in range(LOOPS)] + ["end"], done.stderr
+    values = "[0, 2, 4, 6]" if how == "returns" else "KeyboardInterrupt"
+    assert lines == [f"map {n} {values} 0" for n in range(LOOPS)] + ["end"], done.stderr

@@ -262,7 +262,10 @@ class ProcessContext(BaseContext):
             try:
                 return pooled.run_on(self._pool, shares, deadline)
             except WorkerDiedError as exc:
-                where = _unguarded_main_line() if self._start_method != "fork" else None
+                # (A worker that failed to import the script exits with status 1.)
+                where = None
+                if self._start_method != "fork" and exc.exitcode == 1:
+                    where = _unguarded_main_line()
                 if where is None:
                     raise
                 raise RuntimeError(
