@@ -176,11 +176,12 @@ class WorkerSet:
         except BaseException as exc:  # (no call between the raise and this line)
             error = exc
         # Not in a 'finally' or 'except' clause: an interrupt raised while stopping is
-        # caught here, and would otherwise be chained to the error being raised.
-        if isinstance(error, KeyboardInterrupt):
-            self.interrupted = True
+        # caught here, and would otherwise be chained to the error being raised. (Every
+        # call is inside the 'try': an interrupt is raised only just after a call.)
         while True:
             try:
+                if isinstance(error, KeyboardInterrupt):
+                    self.interrupted = True
                 queue.close()
                 self.stop(collector.awake)
                 break
