@@ -65,8 +65,11 @@ SCRIPT = textwrap.dedent(
         writer.start()
         while not armed:
             time.sleep(0.001)
+        # Wait until it waits for room in the pipe, holding the lock (where the kernel
+        # does not tell what a thread waits for, give it a moment).
         wchan = Path(f"/proc/self/task/{armed[0]}/wchan")
-        while "pipe" not in wchan.read_text():  # it waits for room: lock held
+        give_up = time.monotonic() + 2
+        while "pipe" not in wchan.read_text() and time.monotonic() < give_up:
             time.sleep(0.001)
 
     os.register_at_fork(before=before_fork)
