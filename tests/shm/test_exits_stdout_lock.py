@@ -72,20 +72,27 @@ SCRIPT = textwrap.dedent(
         while "pipe" not in wchan.read_text() and time.monotonic() < give_up:
             time.sleep(0.001)
 
-    os.register_at_fork(before=before_fork)
+    timers = []
+
+    def after_fork():
+        # Ctrl-C once the worker runs: while the caller waits for it to leave.
+        if sys.argv[2] == "ctrl-c":
+            timers.append(threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)))
+            timers[-1].start()
+
+    os.register_at_fork(before=before_fork, after_in_parent=after_fork)
     ctx = ProcessContext(1)
     for attempt in range(int(sys.argv[1])):
         fill_stdout_pipe()
         armed.clear()
         timeout = None if attempt % 2 else 60
-        if sys.argv[2] == "ctrl-c":  # while the caller waits for the worker to leave
-            timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
-            timer.start()
+        if sys.argv[2] == "ctrl-c":
             try:
                 values = ctx.map(lambda wid, i, v: v * 2, range(4), timeout=timeout)
+                timers[-1].join()  # (should the map have ended first)
             except KeyboardInterrupt:
                 values = "KeyboardInterrupt"
-            timer.join()
+            timers[-1].join()
         else:
             values = ctx.map(lambda wid, i, v: v * 2, range(4), timeout=timeout)
         children = psutil.Process().children(recursive=True)
