@@ -29,7 +29,14 @@ from pashmap import MapTimeoutError, WorkerDiedError
 from pashmap.contexts import available_cpus
 from pashmap_shm.wire import DONE, RESULTS, take_messages
 
-__all__ = ["FORK_WARNING", "Awake", "WorkerProcess", "WorkerSet", "died_error"]
+__all__ = [
+    "FORK_WARNING",
+    "STATUS_UNKNOWN",
+    "Awake",
+    "WorkerProcess",
+    "WorkerSet",
+    "died_error",
+]
 
 # What Python 3.12+ warns when a process with threads forks, as both kinds of worker set
 # may; see "Fork and threads" in pashmap_shm.forked on why it is silenced.
@@ -50,6 +57,10 @@ _START_ALL_AT = 50_000
 # has a CPU to itself (see Awake): about what a small map's workers take to start, run
 # and exit.
 _SPIN = 0.003
+# What WorkerSet.exit_status answers for a worker that ended but whose status the caller
+# could not read: the system reaped it (SIGCHLD ignored), or another part of the program
+# did (a SIGCHLD handler, os.wait()). A status from os.waitpid is never negative.
+STATUS_UNKNOWN = -1
 _T = TypeVar("_T")
 
 
@@ -111,11 +122,15 @@ class WorkerSet:
     Attributes:
         limit: the most workers this map may use.
         workers: the workers started so far.
+        deadline: when the map must end (``time.monotonic()``), or ``None``.
+        interrupted: the map is ending with Ctrl-C: :meth:`stop` waits for nothing.
     """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.workers: list[WorkerProcess] = []
+        self.deadline: float | None = None
+        self.interrupted = False
 
     def start(self, count: int, queue_fd: int) -> list[WorkerProcess]:
         """Start up to ``count`` more workers reading shares from ``queue_fd``."""
@@ -123,34 +138,84 @@ class WorkerSet:
 
     def exit_status(self, worker: WorkerProcess, *, wait: bool) -> int | None:
         """A worker's status as ``os.waitpid`` gives it, once it has ended (it is then
-        reaped); ``None`` while it runs (only when not ``wait``)."""
+        reaped); ``None`` while it runs (only when not ``wait``); :data:`STATUS_UNKNOWN`
+        when it ended but its status could not be read."""
         raise NotImplementedError
 
     def stop(self, awake: Awake | None) -> None:
-        """Stop what still runs, reap what must be, release the pipes; not interruptible."""
+        """Stop what still runs, reap what must be, release the pipes.
+
+        May be interrupted (a second Ctrl-C) and called again: it then goes on with
+        what is left.
+        """
         raise NotImplementedError
 
     def map(self, shares: Sequence[Any], deadline: float | None) -> list[Any]:
         """Run every share on these workers; return the values in index order.
 
+        Whatever ends the map, its workers are stopped before it returns or raises. A
+        Ctrl-C that arrives while they are stopped does not cut that short: when the map
+        is raising already (a first Ctrl-C, a kernel error) it is absorbed, so the caller
+        sees one exception; after a map that succeeded it raises ``KeyboardInterrupt``.
+
         Raises:
             MapTimeoutError: ``deadline`` passed (the workers are stopped).
             WorkerDiedError: a worker ended without finishing.
+            KeyboardInterrupt: Ctrl-C during the map.
             BaseException: what the kernel raised, with its remote traceback.
         """
+        self.deadline = deadline
         collector = _Collector(self, shares, deadline)
-        queue_read, queue_write = os.pipe()
+        queue = _QueuePipe()
+        error: BaseException | None = None
         try:
-            _fill_queue(queue_write, len(shares))
-            os.close(queue_write)
-            queue_write = -1
-            collector.collect(queue_read)
-        finally:
-            if queue_write >= 0:
-                os.close(queue_write)
-            os.close(queue_read)
-            self.stop(collector.awake)
+            queue.read, queue.write = os.pipe()
+            _fill_queue(queue.write, len(shares))
+            queue.close_write()
+            collector.collect(queue.read)
+        except BaseException as exc:  # (no call between the raise and this line)
+            error = exc
+        # Not in a 'finally' or 'except' clause: an interrupt raised while stopping is
+        # caught here, and would otherwise be chained to the error being raised. (Every
+        # call is inside the 'try': an interrupt is raised only just after a call.)
+        while True:
+            try:
+                if isinstance(error, KeyboardInterrupt):
+                    self.interrupted = True
+                queue.close()
+                self.stop(collector.awake)
+                break
+            except KeyboardInterrupt:
+                self.interrupted = True
+        if error is not None:
+            try:
+                raise error
+            finally:
+                error = None  # (no reference cycle through this frame)
+        if self.interrupted:
+            raise KeyboardInterrupt
         return collector.in_index_order()
+
+
+class _QueuePipe:
+    """The share queue's pipe, each end closed once however often :meth:`close` runs."""
+
+    __slots__ = ("read", "write")
+
+    def __init__(self) -> None:
+        self.read = -1
+        self.write = -1
+
+    def close_write(self) -> None:
+        fd, self.write = self.write, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def close(self) -> None:
+        self.close_write()
+        fd, self.read = self.read, -1
+        if fd >= 0:
+            os.close(fd)
 
 
 class _Collector:
@@ -235,12 +300,16 @@ class _Collector:
                     chunk = b""
                 if not chunk:
                     status = workers.exit_status(worker, wait=True)
-                    raise died_error(worker, 0 if status is None else status)
+                    raise died_error(worker, STATUS_UNKNOWN if status is None else status)
                 worker.buffer += chunk
                 self._take(worker)
                 if worker.done:
-                    poller.unregister(fd)
-                    del watched[fd]
+                    self._unwatch(worker)
+
+    def _unwatch(self, worker: WorkerProcess) -> None:
+        """Stop watching a worker that is done: its end of file says nothing more."""
+        self.poller.unregister(worker.fd)
+        del self.watched[worker.fd]
 
     def _take(self, worker: WorkerProcess) -> None:
         for kind, share, body in take_messages(worker.buffer):
@@ -260,14 +329,20 @@ class _Collector:
             status = self.worker_set.exit_status(worker, wait=False)
             if status is None:
                 continue
-            # It may have written its last messages just before exiting.
-            os.set_blocking(worker.fd, False)
-            with contextlib.suppress(BlockingIOError):
-                while chunk := os.read(worker.fd, 1 << 20):
-                    worker.buffer += chunk
-                    self._take(worker)
-            if not worker.done:
+            if not self._read_last_messages(worker):
                 raise died_error(worker, status)
+            # Done just before it exited: its messages were read here, and its end of
+            # file must not be taken for a death at the next poll.
+            self._unwatch(worker)
+
+    def _read_last_messages(self, worker: WorkerProcess) -> bool:
+        """Read what a worker that exited wrote just before; say whether it was done."""
+        os.set_blocking(worker.fd, False)
+        with contextlib.suppress(BlockingIOError):
+            while chunk := os.read(worker.fd, 1 << 20):
+                worker.buffer += chunk
+                self._take(worker)
+        return worker.done
 
     def in_index_order(self) -> list[Any]:
         """The values of every share, concatenated in share order."""
@@ -321,8 +396,28 @@ def _queued_bytes(fd: int) -> int:
 
 
 def died_error(worker: WorkerProcess, status: int) -> WorkerDiedError:
-    """The error for a worker that ended with ``status`` (as ``os.waitpid`` gives it)."""
+    """The error for a worker that ended with ``status`` (as ``os.waitpid`` gives it, or
+    :data:`STATUS_UNKNOWN`)."""
     who = f"worker {worker.worker_id} (pid {worker.pid})"
+    if status == STATUS_UNKNOWN:
+        if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:
+            why = (
+                "because SIGCHLD is ignored in this process (signal.signal(signal.SIGCHLD, "
+                "signal.SIG_IGN)), so the system discards the status of every child. It "
+                "was killed (SIGKILL from the out-of-memory killer or a user?), crashed, "
+                "or exited in the kernel; set SIGCHLD back to signal.SIG_DFL while "
+                "mapping to see which"
+            )
+        else:
+            why = (
+                "because another part of the program reaped it first (a SIGCHLD handler "
+                "or a call to os.wait()). It was killed, crashed, or exited in the kernel"
+            )
+        return WorkerDiedError(
+            f"{who} ended before finishing its shares; its exit status could not be read {why}",
+            worker_id=worker.worker_id,
+            pid=worker.pid,
+        )
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
         try:

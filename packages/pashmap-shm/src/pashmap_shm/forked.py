@@ -16,12 +16,14 @@ Fork and threads
     ``-W error`` and pytest's ``filterwarnings = error`` too; the block changes the
     process-wide filters for the instant of the forks). The child only runs the
     kernel and the worker loop, and then leaves with ``os._exit``. BLAS libraries
-    (OpenBLAS, MKL) reset their thread pools in the child, and CPython re-creates its own
-    locks (import lock, stdio buffers, logging handlers) after fork. What remains unsafe
-    is a kernel that takes a lock which one of *your* threads may hold during the map
-    (e.g. a lock in a library you call from both); use
-    :class:`~pashmap_shm.ThreadContext` for such code, or start your threads after the
-    map.
+    (OpenBLAS, MKL) reset their thread pools in the child, and CPython re-creates some of
+    its own locks (the import lock, logging's) after fork, but not those of the stdio
+    buffers. What remains unsafe is a kernel that takes a lock which one of *your*
+    threads may hold during the map (e.g. a lock in a library you call from both, or
+    ``sys.stdout``'s while a thread prints); use :class:`~pashmap_shm.ThreadContext` for
+    such code, or start your threads after the map. A worker that has reported DONE and
+    then blocks on such a lock on its way out (in its last flush) is killed after
+    ``_EXIT_GRACE``: it cannot hold up the map.
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import math
 import os
+import select
 import signal
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -41,7 +46,13 @@ from numpy.typing import NDArray
 
 from pashmap import MapTarget
 from pashmap_shm.blas_threads import limit_blas_threads, restore_blas_threads
-from pashmap_shm.collector import FORK_WARNING, Awake, WorkerProcess, WorkerSet
+from pashmap_shm.collector import (
+    FORK_WARNING,
+    STATUS_UNKNOWN,
+    Awake,
+    WorkerProcess,
+    WorkerSet,
+)
 from pashmap_shm.kernel_code import returns_only_none
 from pashmap_shm.worker import serve
 
@@ -56,6 +67,12 @@ _sigmask: Callable[[int, Iterable[int]], set[int]] = getattr(
 )
 # Only Python 3.12+ warns when forking with threads.
 _FORK_WARNS = sys.version_info >= (3, 12)
+# How long a worker that reported DONE may take to leave (it flushes what the kernel
+# printed, then exits) before it is killed: it has nothing left to do for the map, and
+# something it inherited (a lock of sys.stdout held by another of the caller's threads
+# at the fork) may keep it from ever leaving on its own.
+_EXIT_GRACE = 1.0
+_EXIT_POLL_MS = 20  # how often, during that time, to look for a Ctrl-C
 
 
 class ForkedWorkers(WorkerSet):
@@ -167,47 +184,100 @@ class ForkedWorkers(WorkerSet):
         try:
             pid, status = os.waitpid(worker.pid, 0 if wait else os.WNOHANG)
         except ChildProcessError:  # reaped by the system (SIGCHLD ignored) or a handler
-            pid, status = worker.pid, 0
+            pid, status = worker.pid, STATUS_UNKNOWN
         if not pid:
             return None
         worker.reaped = True
         return status
 
     def stop(self, awake: Awake | None) -> None:
-        """Kill what still runs, reap every worker, close every pipe; never interrupted."""
+        """Kill what still runs, reap every worker, close every pipe.
+
+        SIGINT is blocked meanwhile, and a worker that reported DONE gets at most
+        ``_EXIT_GRACE`` seconds (not past the map's deadline, none after Ctrl-C) to
+        leave before it is killed: nothing a worker does can keep the caller waiting.
+        """
         if os.getpid() != self.parent_pid:  # (a worker leaves by os._exit, but still)
             return
-        mask = _sigmask(signal.SIG_BLOCK, _SIGINT)
+        # The mask to go back to is read before SIGINT is blocked: an interrupt raised
+        # just after the blocking call then still finds it restored.
+        mask = _sigmask(signal.SIG_BLOCK, ())
         try:
+            _sigmask(signal.SIG_BLOCK, _SIGINT)
             for worker in self.workers:
                 if not worker.reaped and not worker.done:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(worker.pid, signal.SIGKILL)
+            grace_end = None
             for worker in self.workers:
                 if not worker.reaped:
-                    self._reap(worker, awake)
-                os.close(worker.fd)
+                    if worker.done and grace_end is None:
+                        grace_end = self._grace_end()
+                    self._reap(worker, awake, grace_end)
+                fd, worker.fd = worker.fd, -1  # (closed once, should this be re-run)
+                if fd >= 0:
+                    os.close(fd)
             self.workers.clear()
         finally:
             _sigmask(signal.SIG_SETMASK, mask)
 
-    def _reap(self, worker: WorkerProcess, awake: Awake | None) -> None:
+    def _grace_end(self) -> float:
+        """Until when workers that reported DONE may take to leave."""
+        if self.interrupted:
+            return 0.0
+        end = time.monotonic() + _EXIT_GRACE
+        return end if self.deadline is None else min(end, self.deadline)
+
+    def _reap(self, worker: WorkerProcess, awake: Awake | None, grace_end: float | None) -> None:
         """Wait for ``worker`` to exit and reap it.
 
         A worker that sent its last message is exiting already (tearing down its copy of
         the caller's memory): then the caller waits for it awake, as it waits for
-        messages (:class:`~pashmap_shm.collector.Awake`).
+        messages (:class:`~pashmap_shm.collector.Awake`), then asleep until
+        ``grace_end``, and then kills it.
         """
-        if (
-            worker.done
-            and awake is not None
-            and awake.allows(sum(not other.reaped for other in self.workers))
-        ):
-            try:
-                exited = awake.wait(lambda: os.waitpid(worker.pid, os.WNOHANG)[0], awake.left)
-            except ChildProcessError:  # reaped by someone else (a SIGCHLD handler)
-                exited = worker.pid
-            if exited:
-                worker.reaped = True
-                return
+        if worker.done:
+            if awake is not None and awake.allows(sum(not other.reaped for other in self.workers)):
+                try:
+                    exited = awake.wait(lambda: os.waitpid(worker.pid, os.WNOHANG)[0], awake.left)
+                except ChildProcessError:  # reaped by someone else (a SIGCHLD handler)
+                    exited = worker.pid
+                if exited:
+                    worker.reaped = True
+                    return
+            if grace_end is not None and not _exits_by(worker.pid, grace_end):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signal.SIGKILL)
         self.exit_status(worker, wait=True)
+
+
+def _exits_by(pid: int, end: float) -> bool:
+    """Wait until child ``pid`` has ended (not reaping it), ``end`` has passed, or a
+    Ctrl-C is pending (SIGINT is blocked meanwhile); say whether it ended."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:  # ended, and reaped already by the system
+        return True
+    except (AttributeError, OSError):  # no pidfd (not Linux >= 5.3)
+        pidfd = -1
+    try:
+        poller = select.poll()
+        if pidfd >= 0:
+            poller.register(pidfd, select.POLLIN)
+        while True:
+            try:
+                if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                    return True
+            except ChildProcessError:
+                return True
+            left = end - time.monotonic()
+            if left <= 0 or signal.SIGINT in signal.sigpending():
+                return False
+            wait_ms = min(_EXIT_POLL_MS, math.ceil(left * 1000))
+            if pidfd >= 0:
+                poller.poll(wait_ms)
+            else:
+                time.sleep(min(0.001, wait_ms / 1000))
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
