@@ -47,13 +47,13 @@ from pashmap.contexts import (
 from pashmap_shm.blas_threads import blas_controller, limit_blas_threads
 from pashmap_shm.wire import (
     DONE,
-    RESULTS,
     decode_map,
     forget_received,
     pickle_values,
     receive_map,
     send,
     send_error,
+    send_values,
 )
 
 __all__ = ["enter_process_worker", "leave_process_worker", "serve", "serve_maps"]
@@ -200,12 +200,12 @@ def serve(
                     if run is None:
                         run = share_runner(kernel, worker_id, target, counts=counts)
                     values = run(shares[share])
-                payload = pickle_values(values)
-                if payload is None:
+                pickled = pickle_values(values, shares[share])
+                if pickled is None:
                     none_counts.append(share)
                     none_counts.append(len(values))
                 else:
-                    send(result_fd, RESULTS, share, payload)
+                    send_values(result_fd, share, pickled)
         except BaseException:
             leave_process_worker(failed=True)
             raise
@@ -215,7 +215,7 @@ def serve(
     except BaseException as exc:
         code = 1
         try:
-            send_error(result_fd, share, exc)
+            send_error(result_fd, share, exc, dumps=None if parent_pid else _by_value())
         except BaseException:
             code = 2
     finally:
@@ -266,7 +266,7 @@ def _serve_one(worker_id: int, result_fd: int, message: bytes, fds: list[int]) -
             if blas_threads is not None:
                 limit_blas_threads(blas_controller(), blas_threads)
         except BaseException as exc:  # the caller stops the pool
-            send_error(result_fd, -1, exc)
+            send_error(result_fd, -1, exc, dumps=_by_value())
             return
         serve(worker_id, kernel, target, shares, queue_fd, result_fd, counts, returns_none=False)
     finally:
@@ -274,6 +274,20 @@ def _serve_one(worker_id: int, result_fd: int, message: bytes, fds: list[int]) -
         for fd in block_fds:
             os.close(fd)
         forget_received()
+
+
+def _by_value() -> Callable[[Any], bytes]:
+    """How a pooled worker pickles an exception: classes of ``__main__`` by value.
+
+    Such a class reached the worker by value, with the kernel that uses it (cloudpickle),
+    so the worker cannot name it for the caller: whether its ``__main__`` has a class of
+    that name depends on when the worker started. By value, the caller gets back the very
+    class it sent (cloudpickle tracks it), whatever the worker's history.
+    """
+    import cloudpickle
+
+    dumps: Callable[[Any], bytes] = cloudpickle.dumps
+    return dumps
 
 
 def _exit_with(caller_pid: int) -> None:
