@@ -90,7 +90,13 @@ def send(fd: int, kind: int, share: int, payload: bytes = b"") -> None:
     Raises:
         OSError: the pipe is broken (the caller is gone).
     """
-    _write_all(fd, [HEADER.pack(kind, share, len(payload)), payload])
+    if len(payload) >= _OUT_OF_BAND:  # not worth a copy into one buffer
+        _write_all(fd, [HEADER.pack(kind, share, len(payload)), payload])
+        return
+    data = memoryview(HEADER.pack(kind, share, len(payload)) + payload)
+    while data:
+        written = os.write(fd, data)
+        data = data[written:]
 
 
 def send_error(
@@ -102,15 +108,14 @@ def send_error(
         fd: where to report.
         share: the share that was running.
         exc: what it raised.
-        dumps: how to pickle the exception (:func:`pashmap.contexts.encode_exception`):
-            a pooled worker passes ``cloudpickle.dumps``, because its classes defined
-            in the caller's ``__main__`` came by value and cannot be found by name.
+        dumps: how to pickle the exception (:func:`pashmap.contexts.encode_exception`);
+            a pooled worker sends classes it cannot name by value.
     """
     send(fd, ERROR, share, encode_exception(exc, dumps=dumps))
 
 
 class PickledValues(NamedTuple):
-    """One share's return values pickled by :func:`pickle_values`.
+    """One share's return values pickled by :func:`pickle_values`, with large arrays.
 
     Attributes:
         data: the pickle (protocol 5).
@@ -122,7 +127,7 @@ class PickledValues(NamedTuple):
     buffers: list[pickle.PickleBuffer]
 
 
-def pickle_values(values: list[Any], share: object = None) -> PickledValues | None:
+def pickle_values(values: list[Any], share: object = None) -> bytes | PickledValues | None:
     """Pickle one share's return values, or return ``None`` when every value is ``None``.
 
     The pickle of a list of ``None`` is the same bytes for every list of that length, and
@@ -132,7 +137,8 @@ def pickle_values(values: list[Any], share: object = None) -> PickledValues | No
     with ``is not None``, which matters for the cheapest kernels.
 
     Arrays of at least ``_OUT_OF_BAND`` bytes are left out of the pickle: their memory is
-    sent as it is (:func:`send_values`).
+    sent as it is (:func:`send_values`). The pickle alone (``bytes``) is returned when
+    there are none.
 
     Args:
         values: the kernel's return values, in index order.
@@ -152,14 +158,14 @@ def pickle_values(values: list[Any], share: object = None) -> PickledValues | No
                 return _pickle_with_buffers(values, share)
         return None
     pickled = _pickle_with_buffers(values, share)
-    if pickled.buffers:
+    if not isinstance(pickled, bytes):
         return pickled
     nones = _none_pickles.get(count)
     if nones is None:
         nones = pickle.dumps([None] * count, protocol=_PROTOCOL)
         if len(_none_pickles) < _NONE_PICKLES_KEPT:
             _none_pickles[count] = nones
-    return None if pickled.data == nones else pickled
+    return None if pickled == nones else pickled
 
 
 _PROTOCOL = 5  # out-of-band buffers
@@ -176,21 +182,32 @@ _STREAM_PIPE_SIZE = 1 << 20
 _F_SETPIPE_SZ = 1031
 
 
-def _pickle_with_buffers(values: list[Any], share: object) -> PickledValues:
-    buffers: list[pickle.PickleBuffer] = []
-
-    def in_band(buffer: pickle.PickleBuffer) -> bool:
-        with memoryview(buffer) as view:
-            if view.nbytes < _OUT_OF_BAND or not view.contiguous:
-                return True
-        buffers.append(buffer)
-        return False
-
+def _pickle_with_buffers(values: list[Any], share: object) -> bytes | PickledValues:
     try:
-        data = pickle.dumps(values, protocol=_PROTOCOL, buffer_callback=in_band)
+        data = pickle.dumps(values, protocol=_PROTOCOL, buffer_callback=_in_band)
     except Exception as exc:
+        _out_of_band.clear()
         raise _unpicklable_value(values, share, exc) from None
+    if not _out_of_band:
+        return data
+    buffers = _out_of_band.copy()
+    _out_of_band.clear()
     return PickledValues(data, buffers)
+
+
+# The large buffers of the pickle being made. One list for the process rather than one
+# per call, which would cost the cheapest kernels a noticeable part of their time: a
+# worker pickles in one thread only (the one running serve()).
+_out_of_band: list[pickle.PickleBuffer] = []
+
+
+def _in_band(buffer: pickle.PickleBuffer) -> bool:
+    """Whether ``buffer`` stays in the pickle; else it is kept in ``_out_of_band``."""
+    with memoryview(buffer) as view:
+        if view.nbytes < _OUT_OF_BAND or not view.contiguous:
+            return True
+    _out_of_band.append(buffer)
+    return False
 
 
 def _unpicklable_value(values: list[Any], share: object, error: Exception) -> TypeError:
@@ -229,7 +246,7 @@ def _unpicklable_value(values: list[Any], share: object, error: Exception) -> Ty
     )
 
 
-def send_values(fd: int, share: int, pickled: PickledValues) -> None:
+def send_values(fd: int, share: int, pickled: bytes | PickledValues) -> None:
     """Send one share's values: each out-of-band buffer, then the pickle.
 
     A buffer is written straight from the array's memory, copied nowhere on the way.
@@ -237,14 +254,16 @@ def send_values(fd: int, share: int, pickled: PickledValues) -> None:
     Raises:
         OSError: the pipe is broken (the caller is gone).
     """
+    if isinstance(pickled, bytes):
+        send(fd, RESULTS, share, pickled)
+        return
     data, buffers = pickled
-    if buffers:
-        with contextlib.suppress(OSError):  # a socket, or a user at the pipe size limit
-            fcntl.fcntl(fd, _F_SETPIPE_SZ, _STREAM_PIPE_SIZE)
-        for buffer in buffers:
-            with buffer.raw() as raw:
-                _write_all(fd, [HEADER.pack(BUFFER, share, raw.nbytes), raw])
-    _write_all(fd, [HEADER.pack(RESULTS, share, len(data)), data])
+    with contextlib.suppress(OSError):  # a socket, or a user at the pipe size limit
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, _STREAM_PIPE_SIZE)
+    for buffer in buffers:
+        with buffer.raw() as raw:
+            _write_all(fd, [HEADER.pack(BUFFER, share, raw.nbytes), raw])
+    send(fd, RESULTS, share, data)
 
 
 def _write_all(fd: int, parts: list[Any]) -> None:
@@ -309,28 +328,25 @@ class Inbox:
         pending = self._pending
         header_size = HEADER.size
         start = 0
-        while self._large is None and len(pending) - start >= header_size:
+        while len(pending) - start >= header_size:
             kind, share, length = HEADER.unpack_from(pending, start)
             body = start + header_size
             end = body + length
             if kind == BUFFER:
-                # Read into fresh memory that nothing touched yet (numpy asks for huge
-                # pages for it when the machine offers them).
-                large = np.empty(length, np.uint8).data
-                have = min(length, len(pending) - body)
-                large[:have] = pending[body : body + have]
-                start = body + have
-                if have < length:
-                    self._large, self._filled = large, have
-                else:
-                    self._buffers.append(large)
+                start = self._start_buffer(pending, body, length)
+                if self._large is not None:
+                    break
                 continue
             if len(pending) < end:
                 break
             if kind == RESULTS:
-                buffers, self._buffers = self._buffers, []
-                with memoryview(pending) as whole, whole[body:end] as payload:
-                    values = pickle.loads(payload, buffers=buffers)
+                if self._buffers:
+                    buffers, self._buffers = self._buffers, []
+                    values = _loads_large(pending, body, end, buffers)
+                elif length >= _OUT_OF_BAND:
+                    values = _loads_large(pending, body, end, ())
+                else:
+                    values = pickle.loads(pending[body:end])
                 messages.append((kind, share, values))
             elif kind == DONE:
                 messages.append((kind, share, array("q", pending[body:end])))
@@ -339,6 +355,26 @@ class Inbox:
             start = end
         del pending[:start]
         return messages
+
+    def _start_buffer(self, pending: bytearray, body: int, length: int) -> int:
+        """Take the start of a ``BUFFER`` body from ``pending``; the rest is read into
+        its array by :meth:`read`. Returns where the body ends in ``pending``."""
+        # Fresh memory that nothing touched yet (numpy asks for huge pages for it when
+        # the machine offers them).
+        large = np.empty(length, np.uint8).data
+        have = min(length, len(pending) - body)
+        large[:have] = pending[body : body + have]
+        if have < length:
+            self._large, self._filled = large, have
+        else:
+            self._buffers.append(large)
+        return body + have
+
+
+def _loads_large(pending: bytearray, body: int, end: int, buffers: Any) -> Any:
+    """Unpickle ``pending[body:end]`` in place, with the out-of-band ``buffers``."""
+    with memoryview(pending) as whole, whole[body:end] as payload:
+        return pickle.loads(payload, buffers=buffers)
 
 
 # ------------------------------------------------------ caller -> pooled worker

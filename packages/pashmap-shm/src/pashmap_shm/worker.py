@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import pickle
 import select
 import signal
 import socket
@@ -215,7 +216,7 @@ def serve(
     except BaseException as exc:
         code = 1
         try:
-            send_error(result_fd, share, exc, dumps=None if parent_pid else _by_value())
+            send_error(result_fd, share, exc, dumps=None if parent_pid else _by_value)
         except BaseException:
             code = 2
     finally:
@@ -266,7 +267,7 @@ def _serve_one(worker_id: int, result_fd: int, message: bytes, fds: list[int]) -
             if blas_threads is not None:
                 limit_blas_threads(blas_controller(), blas_threads)
         except BaseException as exc:  # the caller stops the pool
-            send_error(result_fd, -1, exc, dumps=_by_value())
+            send_error(result_fd, -1, exc, dumps=_by_value)
             return
         serve(worker_id, kernel, target, shares, queue_fd, result_fd, counts, returns_none=False)
     finally:
@@ -276,18 +277,28 @@ def _serve_one(worker_id: int, result_fd: int, message: bytes, fds: list[int]) -
         forget_received()
 
 
-def _by_value() -> Callable[[Any], bytes]:
-    """How a pooled worker pickles an exception: classes of ``__main__`` by value.
+def _by_value(exc: BaseException) -> bytes:
+    """How a pooled worker pickles an exception: by name, or its class by value.
 
-    Such a class reached the worker by value, with the kernel that uses it (cloudpickle),
-    so the worker cannot name it for the caller: whether its ``__main__`` has a class of
-    that name depends on when the worker started. By value, the caller gets back the very
-    class it sent (cloudpickle tracks it), whatever the worker's history.
+    A class of the caller's ``__main__`` (or one defined in a function) reached the
+    worker by value, with the kernel that uses it (cloudpickle), so the worker may be
+    unable to name it for the caller: whether its own ``__main__`` has a class of that
+    name depends on when the worker started. Such a class is sent back by value, and the
+    caller gets the very class it sent (cloudpickle tracks it), whatever the worker's
+    history. An exception that fails to pickle for another reason (an attribute that
+    cannot be pickled) fails as it would by name.
     """
-    import cloudpickle
+    try:
+        return pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        try:
+            pickle.dumps(type(exc), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            import cloudpickle
 
-    dumps: Callable[[Any], bytes] = cloudpickle.dumps
-    return dumps
+            pickled: bytes = cloudpickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+            return pickled
+        raise
 
 
 def _exit_with(caller_pid: int) -> None:
