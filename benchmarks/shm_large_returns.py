@@ -19,7 +19,8 @@ small maps are measured the same way, to show they did not get slower: per-map l
 (16 elements; kernels returning ``None`` as in the peer suite, and returning their index),
 per-element overhead over 1e6 elements (writing into a shared array as in the peer
 suite, and returning a float), and many arrays just above and below the out-of-band
-threshold (64 KiB and 32 KiB). Medians of the rounds; ratios are after / before.
+threshold (64 KiB and 32 KiB). Figures are medians of the rounds; ratios are the
+medians of each round's after / before.
 """
 
 from __future__ import annotations
@@ -201,20 +202,13 @@ def main() -> None:
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for case in CASES:
-        medians = {
-            name: {
-                key: statistics.median(run[key] for run in results[("large", case, name)])
-                for key in results[("large", case, name)][0]
-            }
-            for name in codes
-        }
+        runs = {name: results[("large", case, name)] for name in codes}
         for name in codes:
-            m = medians[name]
+            m = {key: statistics.median(run[key] for run in runs[name]) for key in runs[name][0]}
             ratios = (
-                f"{m['seconds'] / medians['before']['seconds']:.2f} "
-                f"| {m['transport_seconds'] / medians['before']['transport_seconds']:.2f}"
+                f"{paired(runs, 'seconds'):.2f} | {paired(runs, 'transport_seconds'):.2f}"
                 if name == "after"
-                else "| "
+                else " | "
             )
             print(
                 f"| {case} | {name} | {m['seconds']:.3f} | {m['transport_seconds']:.3f} "
@@ -224,12 +218,16 @@ def main() -> None:
     print("| workers | map | before | after | after/before |")
     print("| --- | --- | --- | --- | --- |")
     for case in ("fork", "forkserver"):
-        before_runs = results[("small", case, "before")]
-        after_runs = results[("small", case, "after")]
-        for key in before_runs[0]:
-            b = statistics.median(run[key] for run in before_runs) * 1e3
-            a = statistics.median(run[key] for run in after_runs) * 1e3
-            print(f"| {case} | {key} | {b:.3f} | {a:.3f} | {a / b:.2f} |")
+        runs = {name: results[("small", case, name)] for name in codes}
+        for key in runs["before"][0]:
+            b, a = (statistics.median(run[key] for run in runs[name]) * 1e3 for name in codes)
+            print(f"| {case} | {key} | {b:.3f} | {a:.3f} | {paired(runs, key):.2f} |")
+
+
+def paired(runs: dict[str, list[dict[str, Any]]], key: str) -> float:
+    """The median of the rounds' after/before ratios (each round ran both, in turn)."""
+    pairs = zip(runs["before"], runs["after"], strict=True)
+    return statistics.median(after[key] / before[key] for before, after in pairs)
 
 
 if __name__ == "__main__":
