@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from pashmap import MapTimeoutError, WorkerDiedError
 from pashmap.contexts import available_cpus
-from pashmap_shm.wire import DONE, RESULTS, take_messages
+from pashmap_shm.wire import DONE, RESULTS, Inbox
 
 __all__ = [
     "FORK_WARNING",
@@ -67,13 +67,13 @@ _T = TypeVar("_T")
 class WorkerProcess:
     """The caller's view of one worker process during a map."""
 
-    __slots__ = ("buffer", "done", "fd", "pid", "reaped", "worker_id")
+    __slots__ = ("done", "fd", "inbox", "pid", "reaped", "worker_id")
 
     def __init__(self, worker_id: int, pid: int, fd: int) -> None:
         self.worker_id = worker_id
         self.pid = pid
         self.fd = fd  # what it reports on
-        self.buffer = bytearray()
+        self.inbox = Inbox()
         self.done = False
         self.reaped = False
 
@@ -295,13 +295,12 @@ class _Collector:
             for fd, _ in events:
                 worker = watched[fd]
                 try:
-                    chunk = os.read(fd, 1 << 20)
+                    more = worker.inbox.read(fd)
                 except ConnectionResetError:  # a pooled worker's socket: it died
-                    chunk = b""
-                if not chunk:
+                    more = False
+                if not more:
                     status = workers.exit_status(worker, wait=True)
                     raise died_error(worker, STATUS_UNKNOWN if status is None else status)
-                worker.buffer += chunk
                 self._take(worker)
                 if worker.done:
                     self._unwatch(worker)
@@ -312,7 +311,7 @@ class _Collector:
         del self.watched[worker.fd]
 
     def _take(self, worker: WorkerProcess) -> None:
-        for kind, share, body in take_messages(worker.buffer):
+        for kind, share, body in worker.inbox.take():
             if kind == RESULTS:
                 self.values[share] = body
             elif kind == DONE:
@@ -339,8 +338,7 @@ class _Collector:
         """Read what a worker that exited wrote just before; say whether it was done."""
         os.set_blocking(worker.fd, False)
         with contextlib.suppress(BlockingIOError):
-            while chunk := os.read(worker.fd, 1 << 20):
-                worker.buffer += chunk
+            while worker.inbox.read(worker.fd):
                 self._take(worker)
         return worker.done
 

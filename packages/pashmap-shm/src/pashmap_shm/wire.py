@@ -7,6 +7,11 @@ index, payload length) followed by the payload:
 * ``RESULTS``: the pickled list of the kernel's return values for one share. Not sent
   when every value is ``None``, which is the common case of kernels that write into
   shared arrays;
+* ``BUFFER``: the bytes of one large array among those values, sent before the
+  ``RESULTS`` that refers to it. Such arrays are pickled out of band (pickle protocol 5):
+  the worker writes their memory straight to the pipe and the caller reads it straight
+  into the memory of the array it returns, so a large value is never copied into a
+  pickle on either side;
 * ``DONE``: the worker ran out of shares; the payload lists ``(share, count)`` for the
   shares whose values were all ``None``, so the caller can still return one value per
   element;
@@ -25,6 +30,9 @@ so arrays travel with no copy.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import inspect
 import io
 import mmap
 import os
@@ -40,14 +48,18 @@ from numpy.typing import NDArray
 
 from pashmap import MapTarget
 from pashmap.contexts import decode_exception, encode_exception
+from pashmap.targets import qualified_name
 from pashmap_shm.shared_memory import owner_of
 
 __all__ = [
+    "BUFFER",
     "DONE",
     "ERROR",
     "HEADER",
     "RESULTS",
     "EncodedMap",
+    "Inbox",
+    "PickledValues",
     "decode_map",
     "encode_map",
     "forget_received",
@@ -56,12 +68,13 @@ __all__ = [
     "send",
     "send_error",
     "send_map",
-    "take_messages",
+    "send_values",
 ]
 
 RESULTS = 1
 DONE = 2
 ERROR = 3
+BUFFER = 4
 
 # kind, share index, payload length
 HEADER = struct.Struct("=BiQ")
@@ -77,18 +90,44 @@ def send(fd: int, kind: int, share: int, payload: bytes = b"") -> None:
     Raises:
         OSError: the pipe is broken (the caller is gone).
     """
+    if len(payload) >= _OUT_OF_BAND:  # not worth a copy into one buffer
+        _write_all(fd, [HEADER.pack(kind, share, len(payload)), payload])
+        return
     data = memoryview(HEADER.pack(kind, share, len(payload)) + payload)
     while data:
         written = os.write(fd, data)
         data = data[written:]
 
 
-def send_error(fd: int, share: int, exc: BaseException) -> None:
-    """Report that running ``share`` (-1: no share) raised ``exc``."""
-    send(fd, ERROR, share, encode_exception(exc))
+def send_error(
+    fd: int, share: int, exc: BaseException, *, dumps: Callable[[Any], bytes] | None = None
+) -> None:
+    """Report that running ``share`` (-1: no share) raised ``exc``.
+
+    Args:
+        fd: where to report.
+        share: the share that was running.
+        exc: what it raised.
+        dumps: how to pickle the exception (:func:`pashmap.contexts.encode_exception`);
+            a pooled worker sends classes it cannot name by value.
+    """
+    send(fd, ERROR, share, encode_exception(exc, dumps=dumps))
 
 
-def pickle_values(values: list[Any]) -> bytes | None:
+class PickledValues(NamedTuple):
+    """One share's return values pickled by :func:`pickle_values`, with large arrays.
+
+    Attributes:
+        data: the pickle (protocol 5).
+        buffers: the memory of the large arrays among the values, in the order the
+            pickle refers to them; sent apart from it (out of band).
+    """
+
+    data: bytes
+    buffers: list[pickle.PickleBuffer]
+
+
+def pickle_values(values: list[Any], share: object = None) -> bytes | PickledValues | None:
     """Pickle one share's return values, or return ``None`` when every value is ``None``.
 
     The pickle of a list of ``None`` is the same bytes for every list of that length, and
@@ -96,6 +135,18 @@ def pickle_values(values: list[Any]) -> bytes | None:
     calls no ``__eq__`` of the kernel's values (``values.count(None)`` would, and numpy
     arrays do not answer it with a bool). It is also cheaper than testing each value
     with ``is not None``, which matters for the cheapest kernels.
+
+    Arrays of at least ``_OUT_OF_BAND`` bytes are left out of the pickle: their memory is
+    sent as it is (:func:`send_values`). The pickle alone (``bytes``) is returned when
+    there are none.
+
+    Args:
+        values: the kernel's return values, in index order.
+        share: the share that returned them (its element indices name a value that
+            cannot be pickled).
+
+    Raises:
+        TypeError: a value cannot be pickled; the message says which and what to do.
     """
     count = len(values)
     if count <= _SHORT:
@@ -104,48 +155,226 @@ def pickle_values(values: list[Any]) -> bytes | None:
         # pages from the caller.
         for value in values:
             if value is not None:
-                return pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)
+                return _pickle_with_buffers(values, share)
         return None
-    payload = pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)
+    pickled = _pickle_with_buffers(values, share)
+    if not isinstance(pickled, bytes):
+        return pickled
     nones = _none_pickles.get(count)
     if nones is None:
-        nones = pickle.dumps([None] * count, protocol=pickle.HIGHEST_PROTOCOL)
+        nones = pickle.dumps([None] * count, protocol=_PROTOCOL)
         if len(_none_pickles) < _NONE_PICKLES_KEPT:
             _none_pickles[count] = nones
-    return None if payload == nones else payload
+    return None if pickled == nones else pickled
 
 
+_PROTOCOL = 5  # out-of-band buffers
 _SHORT = 64
 # A map's shares have one or two lengths; keep the pickles of the first few.
 _NONE_PICKLES_KEPT = 8
 _none_pickles: dict[int, bytes] = {}
+# Arrays from this size on travel out of band. Below it, the copies into and out of the
+# pickle cost less than the extra message.
+_OUT_OF_BAND = 1 << 16
+# What a pipe can hold while a large array streams through it (Linux allows 1 MiB to
+# any user by default), instead of 64 KiB: fewer turns between worker and caller.
+_STREAM_PIPE_SIZE = 1 << 20
+_F_SETPIPE_SZ = 1031
 
 
-def take_messages(buffer: bytearray) -> list[tuple[int, int, Any]]:
-    """Decode the complete messages at the start of ``buffer`` and remove them from it.
+def _pickle_with_buffers(values: list[Any], share: object) -> bytes | PickledValues:
+    try:
+        data = pickle.dumps(values, protocol=_PROTOCOL, buffer_callback=_in_band)
+    except Exception as exc:
+        _out_of_band.clear()
+        raise _unpicklable_value(values, share, exc) from None
+    if not _out_of_band:
+        return data
+    buffers = _out_of_band.copy()
+    _out_of_band.clear()
+    return PickledValues(data, buffers)
 
-    Returns:
-        ``(RESULTS, share, values)``, ``(DONE, -1, array('q') of (share, count) pairs)``
-        and ``(ERROR, share, exception to raise)`` tuples, in the order sent.
-    """
-    messages: list[tuple[int, int, Any]] = []
-    header_size = HEADER.size
-    start = 0
-    while len(buffer) - start >= header_size:
-        kind, share, length = HEADER.unpack_from(buffer, start)
-        end = start + header_size + length
-        if len(buffer) < end:
+
+# The large buffers of the pickle being made. One list for the process rather than one
+# per call, which would cost the cheapest kernels a noticeable part of their time: a
+# worker pickles in one thread only (the one running serve()).
+_out_of_band: list[pickle.PickleBuffer] = []
+
+
+def _in_band(buffer: pickle.PickleBuffer) -> bool:
+    """Whether ``buffer`` stays in the pickle; else it is kept in ``_out_of_band``."""
+    with memoryview(buffer) as view:
+        if view.nbytes < _OUT_OF_BAND or not view.contiguous:
+            return True
+    _out_of_band.append(buffer)
+    return False
+
+
+def _unpicklable_value(values: list[Any], share: object, error: Exception) -> TypeError:
+    """The error for a share's values that cannot be pickled: which one, and what to do."""
+    position = -1
+    culprit: Any = values
+    for index, value in enumerate(values):
+        try:  # out of band: no copy of a large array, only the type of what is in it
+            pickle.dumps(value, protocol=_PROTOCOL, buffer_callback=lambda buffer: False)
+        except Exception as value_error:
+            position, culprit, error = index, value, value_error
             break
-        payload = bytes(buffer[start + header_size : end])
-        start = end
-        if kind == RESULTS:
-            messages.append((kind, share, pickle.loads(payload)))
-        elif kind == DONE:
-            messages.append((kind, share, array("q", payload)))
+    if position < 0:
+        which = "the kernel's return values"
+    elif type(share) is range:
+        which = f"the kernel's return value for element {share[position]}"
+    else:
+        which = f"the kernel's return value for element {position} of its share"
+    value = culprit
+    if inspect.isgenerator(value) or inspect.isasyncgen(value):
+        hint = "a generator cannot be sent: return a list of what it yields"
+    elif inspect.iscoroutine(value):
+        value.close()  # never to be awaited: no 'never awaited' warning
+        hint = (
+            "a coroutine cannot be sent: workers call the kernel and do not await what it "
+            "returns, so run it inside the kernel (asyncio.run) and return its result"
+        )
+    else:
+        hint = (
+            "return plain data (numbers, strings, numpy arrays, lists or dicts of them), "
+            "or write the result into a shared array (pm.array) and return None"
+        )
+    return TypeError(
+        f"{which} ({qualified_name(type(value))}) cannot be sent to the caller, which "
+        f"needs it pickled ({type(error).__name__}: {error}); {hint}"
+    )
+
+
+def send_values(fd: int, share: int, pickled: bytes | PickledValues) -> None:
+    """Send one share's values: each out-of-band buffer, then the pickle.
+
+    A buffer is written straight from the array's memory, copied nowhere on the way.
+
+    Raises:
+        OSError: the pipe is broken (the caller is gone).
+    """
+    if isinstance(pickled, bytes):
+        send(fd, RESULTS, share, pickled)
+        return
+    data, buffers = pickled
+    with contextlib.suppress(OSError):  # a socket, or a user at the pipe size limit
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, _STREAM_PIPE_SIZE)
+    for buffer in buffers:
+        with buffer.raw() as raw:
+            _write_all(fd, [HEADER.pack(BUFFER, share, raw.nbytes), raw])
+    send(fd, RESULTS, share, data)
+
+
+def _write_all(fd: int, parts: list[Any]) -> None:
+    """Write the buffers ``parts`` in order, all of their bytes (one call when it can)."""
+    views = [memoryview(part).cast("B") for part in parts]
+    while views:
+        written = os.writev(fd, views)
+        while views and written >= views[0].nbytes:
+            written -= views.pop(0).nbytes
+        if written:
+            views[0] = views[0][written:]
+
+
+class Inbox:
+    """In the caller: what one worker has sent that is not decoded yet.
+
+    Messages are read into a byte buffer, except the body of a ``BUFFER``, which is read
+    straight into the memory of the array that the ``RESULTS`` after it will refer to.
+    """
+
+    __slots__ = ("_buffers", "_filled", "_large", "_pending")
+
+    def __init__(self) -> None:
+        self._pending = bytearray()
+        self._buffers: list[memoryview] = []  # read, for the next RESULTS
+        self._large: memoryview | None = None  # the buffer being read
+        self._filled = 0
+
+    def read(self, fd: int) -> bool:
+        """Read what ``fd`` holds now (at most a megabyte into the byte buffer).
+
+        Returns:
+            ``False`` at end of file.
+
+        Raises:
+            OSError: as ``os.read`` (``ConnectionResetError`` from a dead worker's socket).
+        """
+        large = self._large
+        if large is not None:
+            count = os.readv(fd, [large[self._filled :]])
+            if not count:
+                return False
+            self._filled += count
+            if self._filled == large.nbytes:
+                self._buffers.append(large)
+                self._large = None
+            return True
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return False
+        self._pending += chunk
+        return True
+
+    def take(self) -> list[tuple[int, int, Any]]:
+        """Decode the complete messages read so far.
+
+        Returns:
+            ``(RESULTS, share, values)``, ``(DONE, -1, array('q') of (share, count)
+            pairs)`` and ``(ERROR, share, exception to raise)`` tuples, in the order sent.
+        """
+        messages: list[tuple[int, int, Any]] = []
+        pending = self._pending
+        header_size = HEADER.size
+        start = 0
+        while len(pending) - start >= header_size:
+            kind, share, length = HEADER.unpack_from(pending, start)
+            body = start + header_size
+            end = body + length
+            if kind == BUFFER:
+                start = self._start_buffer(pending, body, length)
+                if self._large is not None:
+                    break
+                continue
+            if len(pending) < end:
+                break
+            if kind == RESULTS:
+                if self._buffers:
+                    buffers, self._buffers = self._buffers, []
+                    values = _loads_large(pending, body, end, buffers)
+                elif length >= _OUT_OF_BAND:
+                    values = _loads_large(pending, body, end, ())
+                else:
+                    values = pickle.loads(pending[body:end])
+                messages.append((kind, share, values))
+            elif kind == DONE:
+                messages.append((kind, share, array("q", pending[body:end])))
+            else:
+                messages.append((ERROR, share, decode_exception(bytes(pending[body:end]))))
+            start = end
+        del pending[:start]
+        return messages
+
+    def _start_buffer(self, pending: bytearray, body: int, length: int) -> int:
+        """Take the start of a ``BUFFER`` body from ``pending``; the rest is read into
+        its array by :meth:`read`. Returns where the body ends in ``pending``."""
+        # Fresh memory that nothing touched yet (numpy asks for huge pages for it when
+        # the machine offers them).
+        large = np.empty(length, np.uint8).data
+        have = min(length, len(pending) - body)
+        large[:have] = pending[body : body + have]
+        if have < length:
+            self._large, self._filled = large, have
         else:
-            messages.append((ERROR, share, decode_exception(payload)))
-    del buffer[:start]
-    return messages
+            self._buffers.append(large)
+        return body + have
+
+
+def _loads_large(pending: bytearray, body: int, end: int, buffers: Any) -> Any:
+    """Unpickle ``pending[body:end]`` in place, with the out-of-band ``buffers``."""
+    with memoryview(pending) as whole, whole[body:end] as payload:
+        return pickle.loads(payload, buffers=buffers)
 
 
 # ------------------------------------------------------ caller -> pooled worker

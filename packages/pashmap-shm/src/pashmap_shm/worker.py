@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import pickle
 import select
 import signal
 import socket
@@ -48,13 +49,13 @@ from pashmap_shm.blas_threads import blas_controller, limit_blas_threads
 from pashmap_shm.populate import row_mapper
 from pashmap_shm.wire import (
     DONE,
-    RESULTS,
     decode_map,
     forget_received,
     pickle_values,
     receive_map,
     send,
     send_error,
+    send_values,
 )
 
 __all__ = ["enter_process_worker", "leave_process_worker", "serve", "serve_maps"]
@@ -212,12 +213,12 @@ def serve(
                     if run is None:
                         run = share_runner(kernel, worker_id, target, counts=counts)
                     values = run(shares[share])
-                payload = pickle_values(values)
-                if payload is None:
+                pickled = pickle_values(values, shares[share])
+                if pickled is None:
                     none_counts.append(share)
                     none_counts.append(len(values))
                 else:
-                    send(result_fd, RESULTS, share, payload)
+                    send_values(result_fd, share, pickled)
         except BaseException:
             leave_process_worker(failed=True)
             raise
@@ -227,7 +228,7 @@ def serve(
     except BaseException as exc:
         code = 1
         try:
-            send_error(result_fd, share, exc)
+            send_error(result_fd, share, exc, dumps=None if parent_pid else _by_value)
         except BaseException:
             code = 2
     finally:
@@ -278,7 +279,7 @@ def _serve_one(worker_id: int, result_fd: int, message: bytes, fds: list[int]) -
             if blas_threads is not None:
                 limit_blas_threads(blas_controller(), blas_threads)
         except BaseException as exc:  # the caller stops the pool
-            send_error(result_fd, -1, exc)
+            send_error(result_fd, -1, exc, dumps=_by_value)
             return
         serve(worker_id, kernel, target, shares, queue_fd, result_fd, counts, returns_none=False)
     finally:
@@ -286,6 +287,30 @@ def _serve_one(worker_id: int, result_fd: int, message: bytes, fds: list[int]) -
         for fd in block_fds:
             os.close(fd)
         forget_received()
+
+
+def _by_value(exc: BaseException) -> bytes:
+    """How a pooled worker pickles an exception: by name, or its class by value.
+
+    A class of the caller's ``__main__`` (or one defined in a function) reached the
+    worker by value, with the kernel that uses it (cloudpickle), so the worker may be
+    unable to name it for the caller: whether its own ``__main__`` has a class of that
+    name depends on when the worker started. Such a class is sent back by value, and the
+    caller gets the very class it sent (cloudpickle tracks it), whatever the worker's
+    history. An exception that fails to pickle for another reason (an attribute that
+    cannot be pickled) fails as it would by name.
+    """
+    try:
+        return pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        try:
+            pickle.dumps(type(exc), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            import cloudpickle
+
+            pickled: bytes = cloudpickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+            return pickled
+        raise
 
 
 def _exit_with(caller_pid: int) -> None:
