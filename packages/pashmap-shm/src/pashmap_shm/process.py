@@ -24,7 +24,7 @@ ProcessContext.run
                           (the map pickled once, wire.encode_map)
   WorkerSet.map (collector):
     share numbers  ------------ queue pipe ------>  read a share, run the kernel
-    poll all pipes <---- RESULTS/DONE/ERROR -------  report (wire)
+    poll all pipes <-- BUFFER/RESULTS/DONE/ERROR --  report (wire)
   values in index order; shared arrays hold what the kernels wrote
 ```
 
