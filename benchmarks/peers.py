@@ -10,7 +10,9 @@ outputs (issue 15): a serial loop writing the same rows into one ordinary numpy 
 
 Workload ``zero_copy_reused`` (here, not in ``pashmap.bench``) is ``zero_copy`` written a
 second time into the same output: the time of writing output memory already in use,
-which only the implementations that write in place run.
+which only the implementations that write in place run. Workload ``large_return`` maps
+kernels that each return one large array (4 of 128 MiB; 16 MiB with ``--quick``): the
+time, the caller's peak RSS and the largest worker's (issue 15 §3).
 
 Each peer does the same work the way its users write it: pools return results that the
 caller collects (they cannot write into the caller's memory); pasha, like pashmap,
@@ -49,6 +51,16 @@ def trivial(value: int) -> None:
 
 def block(index: int, element_bytes: int = 2**20) -> np.ndarray:
     return np.full(element_bytes // 8, float(index))
+
+
+def large_block(index: int) -> np.ndarray:
+    """The large_return work item: one large array per element (see LARGE_RETURN_BYTES)."""
+    return np.full(LARGE_RETURN_BYTES[0] // 8, float(index))
+
+
+# The size of each value of large_return: [full, quick] (set in main from --quick).
+LARGE_RETURN_BYTES = [2**27, 2**24]
+LARGE_RETURN_ELEMENTS = 4
 
 
 # ------------------------------------------------------------- pool adapters
@@ -153,7 +165,35 @@ def run_pool(impl: str, workload: str, s: Sizes, workers: int) -> dict[str, Any]
         seconds = time.perf_counter() - start
         assert out[-1, -1] == n - 1
         return {"seconds": seconds, "output_mb": out.nbytes / 2**20}
+    if workload == "large_return":
+        start = time.perf_counter()
+        values = pmap(large_block, range(LARGE_RETURN_ELEMENTS))
+        seconds = time.perf_counter() - start
+        _check_large(values)
+        return {"seconds": seconds, "value_mb": LARGE_RETURN_BYTES[0] / 2**20}
     raise SystemExit(f"{impl} does not implement {workload!r}")
+
+
+def _check_large(values: list[Any]) -> None:
+    assert len(values) == LARGE_RETURN_ELEMENTS
+    for index, value in enumerate(values):
+        assert value.nbytes == LARGE_RETURN_BYTES[0] and value[-1] == index
+
+
+def run_pashmap_large_return(context: str, workers: int) -> dict[str, Any]:
+    """large_return on a pashmap context: kernels returning one large array each."""
+    import pashmap as pm
+
+    def kernel(worker_id: int, index: int, value: int) -> np.ndarray:
+        return large_block(value)
+
+    kwargs = {} if context == "local" else {"num_workers": workers}
+    with pm.use_context(context, **kwargs):
+        start = time.perf_counter()
+        values = pm.map(kernel, range(LARGE_RETURN_ELEMENTS))
+        seconds = time.perf_counter() - start
+    _check_large(values)
+    return {"seconds": seconds, "value_mb": LARGE_RETURN_BYTES[0] / 2**20}
 
 
 def run_pasha(workload: str, s: Sizes, workers: int) -> dict[str, Any]:
@@ -258,7 +298,7 @@ def run_pashmap_reused(context: str, s: Sizes, workers: int) -> dict[str, Any]:
 
 
 # Workloads of this file only (not in pashmap.bench.workloads).
-PEER_WORKLOADS = ["zero_copy_reused"]
+PEER_WORKLOADS = ["zero_copy_reused", "large_return"]
 IMPLEMENTATIONS = [
     "pashmap-local",
     "pashmap-threads",
@@ -277,7 +317,13 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     s = pmw.sizes(args.quick)
-    if args.implementation.startswith("pashmap-") and args.workload in PEER_WORKLOADS:
+    if args.quick:
+        LARGE_RETURN_BYTES[0] = LARGE_RETURN_BYTES[1]
+    if args.implementation.startswith("pashmap-") and args.workload == "large_return":
+        result = run_pashmap_large_return(
+            args.implementation.removeprefix("pashmap-"), args.workers
+        )
+    elif args.implementation.startswith("pashmap-") and args.workload in PEER_WORKLOADS:
         context = args.implementation.removeprefix("pashmap-")
         result = run_pashmap_reused(context, s, args.workers)
     elif args.implementation.startswith("pashmap-"):
@@ -295,6 +341,7 @@ def main() -> int:
         context=args.implementation,
         workers=1 if args.implementation.startswith("serial") else args.workers,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        peak_worker_rss_mb=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         pid=os.getpid(),
     )
     print(json.dumps(result))

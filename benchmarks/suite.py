@@ -36,7 +36,16 @@ IMPLEMENTATIONS = [
     "mpire",
     "serial-heap",
 ]
-WORKLOADS = ["latency", "overhead", "uniform", "skewed", "zero_copy", "zero_copy_reused", "scaling"]
+WORKLOADS = [
+    "latency",
+    "overhead",
+    "uniform",
+    "skewed",
+    "zero_copy",
+    "zero_copy_reused",
+    "large_return",
+    "scaling",
+]
 # Peers that only make sense for some workloads (threads cannot beat the GIL; they are
 # shown where they apply).
 SKIP = {("pashmap-threads", "uniform"), ("pashmap-threads", "skewed")}
@@ -47,9 +56,12 @@ SKIP |= {(peer, "scaling") for peer in ("mp-pool", "futures", "joblib", "mpire")
 # output again means nothing to implementations that return their results.
 SKIP |= {("serial-heap", w) for w in WORKLOADS if not w.startswith("zero_copy")}
 SKIP |= {(peer, "zero_copy_reused") for peer in ("serial", "mp-pool", "futures", "joblib", "mpire")}
+# pasha's map returns nothing; a heap write returns nothing either.
+SKIP |= {("pasha", "large_return"), ("serial-heap", "large_return")}
 # Descriptions of the workloads peers.py adds to pashmap.bench's.
 PEER_DESCRIPTIONS = {
-    "zero_copy_reused": "the large output written a second time in place (memory in use)"
+    "zero_copy_reused": "the large output written a second time in place (memory in use)",
+    "large_return": "kernels returning one large array each (4 x 128 MiB; 16 MiB quick)",
 }
 
 
@@ -232,7 +244,10 @@ def render(results: dict[str, dict[str, list[dict[str, Any]]]], baselines: list[
             if good:
                 medians[impl] = statistics.median(good)
         present = [b for b in baselines if b in medians]
+        workers_rss = any("value_mb" in r for runs in by_impl.values() for r in runs)
         head = "| implementation | median ms | min ms | max ms | peak RSS MB |"
+        if workers_rss:
+            head += " largest worker's peak RSS MB |"
         head += "".join(f" vs {b} |" for b in present)
         if workload == "scaling":
             head += " ns/element by N |"
@@ -248,6 +263,8 @@ def render(results: dict[str, dict[str, list[dict[str, Any]]]], baselines: list[
                 f"| {impl} | {_ms(medians[impl])} | {_ms(min(seconds))} | {_ms(max(seconds))} "
                 f"| {rss:.0f} |"
             )
+            if workers_rss:
+                row += f" {max(r.get('peak_worker_rss_mb', 0.0) for r in good):.0f} |"
             row += "".join(f" {medians[impl] / medians[b]:.2f} |" for b in present)
             if workload == "scaling":
                 per = good[-1].get("ns_per_element", {})
