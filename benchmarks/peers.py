@@ -177,7 +177,8 @@ def run_pool(impl: str, workload: str, s: Sizes, workers: int) -> dict[str, Any]
 def _check_large(values: list[Any]) -> None:
     assert len(values) == LARGE_RETURN_ELEMENTS
     for index, value in enumerate(values):
-        assert value.nbytes == LARGE_RETURN_BYTES[0] and value[-1] == index
+        assert value.nbytes == LARGE_RETURN_BYTES[0]
+        assert value[-1] == index
 
 
 def run_pashmap_large_return(context: str, workers: int) -> dict[str, Any]:
