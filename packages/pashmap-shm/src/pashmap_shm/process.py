@@ -34,13 +34,14 @@ See :mod:`pashmap_shm.collector` for what the caller makes of the workers' repor
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from pashmap import MapTarget
+from pashmap import ContextMismatchError, MapTarget
 from pashmap.contexts import (
     BaseContext,
     Order,
@@ -59,9 +60,15 @@ from pashmap_shm.unshared_writes import warn_about_copies, warn_about_unshared_w
 if TYPE_CHECKING:
     from pashmap_shm.pool import PooledWorkers, WorkerPool
 
-__all__ = ["ProcessContext"]
+__all__ = ["WARM_COPY_LIMIT", "ProcessContext"]
 
 R = TypeVar("R")
+
+WARM_COPY_LIMIT = 4 * 2**20
+"""Inside a ``with`` block, a map holding more bytes than this of arrays that pickling
+would copy (ordinary numpy arrays, not the context's shared ones) is forked rather than
+sent to the warm workers: a fork shares them for free, where pickling copies them at
+every map."""
 
 # The modes of a map (see the module's docstring).
 _FORK_PER_MAP = "fork per map"
@@ -152,6 +159,7 @@ class ProcessContext(BaseContext):
         self._persistent = bool(persistent)
         self._pooled = self._persistent or self._start_method != "fork"
         self._pool: WorkerPool | None = None
+        self._pool_lock = threading.Lock()
         self._warm_block = False  # inside ``with`` (fork): warm when the map allows it
 
     @property
@@ -249,16 +257,18 @@ class ProcessContext(BaseContext):
         if mode != _FORK_PER_MAP:
             pooled = self._pooled_workers(kernel, target, shares, counts, mode)
         if pooled is not None:
-            if self._pool is None or not self._pool.running:
-                from pashmap_shm.pool import WorkerPool
+            # One map at a time on the pool: its workers answer on shared sockets.
+            with self._pool_lock:
+                if self._pool is None or not self._pool.running:
+                    from pashmap_shm.pool import WorkerPool
 
-                self._pool = WorkerPool(self._num_workers, self._start_method)
-                self._pool.start()
-            try:
-                return pooled.run_on(self._pool, shares, deadline)
-            finally:
-                if not (self._persistent or self._warm_block):
-                    self._stop_pool()
+                    self._pool = WorkerPool(self._num_workers, self._start_method)
+                    self._pool.start()
+                try:
+                    return pooled.run_on(self._pool, shares, deadline)
+                finally:
+                    if not (self._persistent or self._warm_block):
+                        self._stop_pool_locked()
         blas = None
         if self._blas_threads is not None:
             blas = (blas_controller(), self._blas_threads)
@@ -280,35 +290,70 @@ class ProcessContext(BaseContext):
         counts: NDArray[np.int64] | None,
         mode: str,
     ) -> PooledWorkers | None:
-        """The map pickled for warm workers; ``None`` for a warm block's map that cannot
-        travel whole (it does not pickle, or holds arrays only forked workers share).
+        """The map pickled for warm workers; ``None`` for a warm block's map that is
+        better forked: it does not pickle, it holds arrays that would arrive as copies
+        (in fork-only or foreign shared memory), or more than :data:`WARM_COPY_LIMIT`
+        bytes of array data that pickling would copy.
 
         Raises:
-            TypeError: the map does not pickle, in the pooled mode.
+            TypeError: in the pooled mode, the map does not pickle, or it holds
+                writable arrays in shared memory pashmap did not allocate.
+            ContextMismatchError: it holds an accumulator made for another context.
         """
-        from pashmap_shm.pool import PooledWorkers
+        from pashmap_shm.pool import PooledWorkers, survey_map
 
+        try:
+            survey = survey_map(kernel, target, shares)
+        except ContextMismatchError:
+            raise
+        except Exception as exc:
+            return self._cannot_pickle(exc, mode)
+        if mode == _WARM_BLOCK and (survey.foreign or survey.copied_bytes > WARM_COPY_LIMIT):
+            return None
+        if survey.foreign:
+            raise self._foreign_error(survey.foreign)
         try:
             pooled = PooledWorkers(
                 kernel, target, shares, counts, self._blas_threads, self._num_workers
             )
+        except ContextMismatchError:
+            raise
         except Exception as exc:
-            if mode == _WARM_BLOCK:
-                return None
-            raise TypeError(
-                f"under start_method={self._start_method!r} (or persistent=True) the "
-                f"kernel and the target are pickled to reach the workers, and this one "
-                f"cannot be ({type(exc).__name__}: {exc}). Arrays allocated by the context "
-                "travel as shared memory; other objects must be picklable (cloudpickle). "
-                "Use start_method='fork' for anything else"
-            ) from exc
+            return self._cannot_pickle(exc, mode)
         if pooled.copies:
             if mode == _WARM_BLOCK:
                 return None
             warn_about_copies()
         return pooled
 
+    def _cannot_pickle(self, exc: Exception, mode: str) -> None:
+        """A warm block's map that does not pickle is forked; else raise TypeError."""
+        if mode == _WARM_BLOCK:
+            return None
+        raise TypeError(
+            f"under start_method={self._start_method!r} (or persistent=True) the "
+            f"kernel and the target are pickled to reach the workers, and this one "
+            f"cannot be ({type(exc).__name__}: {exc}). Arrays allocated by the context "
+            "travel as shared memory; other objects must be picklable (cloudpickle). "
+            "Use start_method='fork' for anything else"
+        ) from exc
+
+    def _foreign_error(self, arrays: list[str]) -> TypeError:
+        how = "persistent=True" if self._persistent else f"start_method={self._start_method!r}"
+        return TypeError(
+            f"under {how} the map is pickled to workers started before it, and it refers to {', '.join(arrays)}: shared memory that pashmap did "
+            "not allocate, which would reach the workers as a copy, so the kernel's writes "
+            "to it would be lost. Write into an array of this context instead "
+            "(ctx.zeros(...), then copy it into the file or segment), or map with "
+            "ProcessContext(start_method='fork') without persistent=True, whose workers "
+            "are forked at each map and share the mapping"
+        )
+
     def _stop_pool(self) -> None:
+        with self._pool_lock:
+            self._stop_pool_locked()
+
+    def _stop_pool_locked(self) -> None:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
