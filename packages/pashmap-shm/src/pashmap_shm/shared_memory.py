@@ -334,12 +334,7 @@ def drop_inherited(addresses: list[int]) -> int:
         if result is None or result != address:
             continue  # left mapped: costs memory, never correctness
         if block.fd >= 0:
-            # The descriptor now names /dev/null: the memfd is let go, and the block's
-            # finalizer, if a stale array still runs it here, closes that harmlessly.
-            with contextlib.suppress(OSError):
-                null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-                os.dup2(null, block.fd)
-                os.close(null)
+            _let_go_of_memfd(block.fd)
         _dropped.append(block)  # its mmap object unmaps the reservation only if it dies
         dropped += 1
     return dropped
@@ -436,6 +431,25 @@ def _evict(room: int) -> None:
         _mapped.pop(block.address, None)
         block.mapping.close()
         _note_unmapped(block)
+
+
+def _let_go_of_memfd(fd: int) -> None:
+    """Make every descriptor of the memfd ``fd`` (the block's, and the one its mmap
+    object keeps) name ``/dev/null`` instead: the memfd is let go, and whatever closes
+    those descriptors later (a finalizer run by a stale array) closes them harmlessly."""
+    try:
+        memfd = os.fstat(fd)
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        for name in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError, ValueError):
+                other = os.fstat(int(name))
+                if (other.st_dev, other.st_ino) == (memfd.st_dev, memfd.st_ino):
+                    os.dup2(null, int(name))
+    finally:
+        os.close(null)
 
 
 def _note_unmapped(block: Block) -> None:
