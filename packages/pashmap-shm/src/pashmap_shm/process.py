@@ -46,6 +46,7 @@ from pashmap.contexts import (
     BaseContext,
     Order,
     deadline_after,
+    format_bytes,
     in_worker,
     progress_counts,
     resolve_num_workers,
@@ -181,6 +182,20 @@ class ProcessContext(BaseContext):
     def persistent(self) -> bool:
         """Whether the workers are kept between maps."""
         return self._persistent
+
+    def describe(self) -> str:
+        """One line on where this context's maps run (shown by ``pashmap info``)."""
+        if self._pooled:
+            kept = "kept between maps" if self._persistent else "started at each map"
+            return (
+                f"{self._start_method} workers {kept}: every map is pickled to them, the "
+                "context's arrays as handles, other arrays as copies"
+            )
+        return (
+            "workers forked at each map; inside a with block, warm workers take the maps "
+            f"that pickle and copy at most {format_bytes(WARM_COPY_LIMIT)} of arrays (the "
+            "others are forked); persistent=True sends every map to warm workers"
+        )
 
     def worker_pids(self) -> list[int]:
         """The process ids of the warm workers (empty when none are running)."""
