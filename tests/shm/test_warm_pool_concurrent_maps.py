@@ -32,7 +32,7 @@ def _map_in_threads(ctx: ProcessContext, threads: int) -> list[str]:
                 got = ctx.map(lambda w, i, v, o=offset: v + o, range(16))
                 if got != [v + offset for v in range(16)]:
                     wrong.append(f"thread {number}, map {attempt}: {got}")
-        except BaseException as exc:  # noqa: BLE001 -- reported by the test
+        except BaseException as exc:  # reported by the test
             wrong.append(f"thread {number}: {type(exc).__name__}: {exc}")
 
     workers = [threading.Thread(target=caller, args=(n,)) for n in range(threads)]
@@ -68,7 +68,7 @@ def test_writes_into_shared_arrays_from_two_threads_are_all_seen() -> None:
                     ctx.map(lambda w, i, v, x=value: out.__setitem__(i, x), range(64))
                     if not np.all(out == value):
                         raise AssertionError(f"thread {number}, value {value}: {out}")
-            except BaseException as exc:  # noqa: BLE001 -- reported by the test
+            except BaseException as exc:  # reported by the test
                 errors.append(exc)
 
         threads = [threading.Thread(target=fill, args=(n,)) for n in range(2)]

@@ -81,7 +81,6 @@ def test_a_read_only_view_of_foreign_memory_may_travel(kind: str, tmp_path: Path
         ctx.map(lambda w, i, v: None, range(4))
         warm = set(ctx.worker_pids())
         got = ctx.map(lambda w, i, v: (os.getpid(), float(view[i])), range(N))
-        del view
     assert {pid for pid, _ in got} <= warm
     assert [value for _, value in got] == [2.0] * N
 

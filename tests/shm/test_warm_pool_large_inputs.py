@@ -34,7 +34,7 @@ def test_a_map_over_a_large_ordinary_array_forks_inside_a_with_block() -> None:
         assert {pid for pid, _ in closure}.isdisjoint(warm)
         # A small one still goes to the warm workers.
         small = data[:1000].copy()
-        assert {pid for pid in ctx.map(lambda w, i, v: os.getpid(), small)} <= warm
+        assert set(ctx.map(lambda w, i, v: os.getpid(), small)) <= warm
         assert set(ctx.worker_pids()) == warm
 
 

@@ -27,9 +27,7 @@ pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("pool_helper_pro
 WARM = {
     "fork-persistent": lambda: ProcessContext(2, persistent=True),
     "spawn-persistent": lambda: ProcessContext(2, start_method="spawn", persistent=True),
-    "forkserver-persistent": lambda: ProcessContext(
-        2, start_method="forkserver", persistent=True
-    ),
+    "forkserver-persistent": lambda: ProcessContext(2, start_method="forkserver", persistent=True),
     "with-block": lambda: ProcessContext(2),
 }
 

@@ -34,9 +34,7 @@ TRAINS = 8
 WARM = {
     "fork-persistent": lambda: ProcessContext(2, persistent=True),
     "with-block": lambda: ProcessContext(2),
-    "forkserver-persistent": lambda: ProcessContext(
-        2, start_method="forkserver", persistent=True
-    ),
+    "forkserver-persistent": lambda: ProcessContext(2, start_method="forkserver", persistent=True),
 }
 
 

@@ -322,7 +322,8 @@ class ProcessContext(BaseContext):
         except ContextMismatchError:
             raise
         except Exception as exc:
-            return self._cannot_pickle(exc, mode)
+            self._refuse_unpicklable(exc, mode)
+            return None  # forked
         if mode == _WARM_BLOCK and (survey.foreign or survey.copied_bytes > WARM_COPY_LIMIT):
             return None
         if survey.foreign:
@@ -334,17 +335,18 @@ class ProcessContext(BaseContext):
         except ContextMismatchError:
             raise
         except Exception as exc:
-            return self._cannot_pickle(exc, mode)
+            self._refuse_unpicklable(exc, mode)
+            return None  # forked
         if pooled.copies:
             if mode == _WARM_BLOCK:
                 return None
             warn_about_copies()
         return pooled
 
-    def _cannot_pickle(self, exc: Exception, mode: str) -> None:
-        """A warm block's map that does not pickle is forked; else raise TypeError."""
+    def _refuse_unpicklable(self, exc: Exception, mode: str) -> None:
+        """Raise TypeError for a map that does not pickle, unless a warm block forks it."""
         if mode == _WARM_BLOCK:
-            return None
+            return
         raise TypeError(
             f"under start_method={self._start_method!r} (or persistent=True) the "
             f"kernel and the target are pickled to reach the workers, and this one "
@@ -356,8 +358,9 @@ class ProcessContext(BaseContext):
     def _foreign_error(self, arrays: list[str]) -> TypeError:
         how = "persistent=True" if self._persistent else f"start_method={self._start_method!r}"
         return TypeError(
-            f"under {how} the map is pickled to workers started before it, and it refers to {', '.join(arrays)}: shared memory that pashmap did "
-            "not allocate, which would reach the workers as a copy, so the kernel's writes "
+            f"under {how} the map is pickled to workers started before it, and it "
+            f"refers to {', '.join(arrays)}: shared memory that pashmap did not allocate, "
+            "which would reach the workers as a copy, so the kernel's writes "
             "to it would be lost. Write into an array of this context instead "
             "(ctx.zeros(...), then copy it into the file or segment), or map with "
             "ProcessContext(start_method='fork') without persistent=True, whose workers "

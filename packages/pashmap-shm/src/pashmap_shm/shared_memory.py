@@ -313,7 +313,8 @@ def drop_inherited(addresses: list[int]) -> int:
     Each block's range is replaced by an inaccessible private reservation rather than
     unmapped, so the address cannot be handed to another mapping while stale objects
     inherited from the caller still point into it (touching them kills the worker,
-    which the caller reports); an inherited memfd descriptor is let go. The block's memory is then free once no other process maps it.
+    which the caller reports); an inherited memfd descriptor is let go. The block's
+    memory is then free once no other process maps it.
 
     Args:
         addresses: start addresses of blocks, as the caller's :class:`UnmapRecord` gave
