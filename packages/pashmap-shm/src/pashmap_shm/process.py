@@ -9,8 +9,9 @@ A map runs in one of three modes, which the context decides before it starts the
 * **pooled** (``start_method='forkserver'``/``'spawn'``, or ``persistent=True``): the
   map is pickled once and sent to workers that did not inherit the caller;
 * **warm block** (inside ``with ProcessContext() as ctx:``): pooled when the map can
-  travel whole (it pickles, and refers to no array that only forked workers share),
-  else forked as usual.
+  travel whole and cheaply (it pickles, refers to no writable array that only forked
+  workers share -- fork-only blocks, a ``numpy.memmap``, a ``SharedMemory`` buffer --
+  and copies at most :data:`WARM_COPY_LIMIT` bytes of ordinary arrays), else forked.
 
 How a map moves:
 
@@ -131,7 +132,9 @@ class ProcessContext(BaseContext):
             is copied (writes to it are lost).
         persistent: keep the workers between maps (warm workers), until :meth:`close`
             (or the end of a ``with`` block); with ``'fork'`` they are then forked once,
-            at the first map, and maps travel pickled as with ``'forkserver'``.
+            at the first map, and maps travel pickled as with ``'forkserver'``
+            (a map writing into a ``numpy.memmap`` or a ``SharedMemory`` buffer, which
+            would reach them as a copy, raises ``TypeError``).
             Under ``'forkserver'``/``'spawn'`` without it, each map starts its workers
             and stops them at the end.
 
@@ -384,8 +387,11 @@ class ProcessContext(BaseContext):
         runs on workers kept from one map to the next. A map that cannot travel that way
         -- an unpicklable kernel or target, or one that refers to an array allocated
         before the block in fork-only shared memory -- is forked as usual, so nothing
-        that works outside the block breaks inside it. The workers stop at the end of
-        the block (:meth:`close`).
+        that works outside the block breaks inside it. So is a map that refers to a
+        writable ``numpy.memmap`` or ``multiprocessing.shared_memory`` buffer (warm
+        workers would write into a copy), or to more than :data:`WARM_COPY_LIMIT` bytes
+        of ordinary numpy arrays (which a fork shares, where pickling would copy them at
+        every map). The workers stop at the end of the block (:meth:`close`).
         """
         if self._start_method == "fork" and not self._persistent:
             self._warm_block = True
