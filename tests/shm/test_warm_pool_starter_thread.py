@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -86,3 +87,24 @@ def test_workers_started_in_a_thread_die_with_the_caller(method: str) -> None:
             return True
 
     assert wait_until(lambda: all(gone(pid) for pid in pids))
+
+
+def starter_threads() -> int:
+    return sum(thread.name == "pashmap-pool-starter" for thread in threading.enumerate())
+
+
+@pytest.mark.usefixtures("no_leaks")
+def test_the_starter_thread_ends_with_the_last_pool() -> None:
+    # (so that a program forking after its warm pools closed is single-threaded again)
+    first, second = ProcessContext(2, persistent=True), ProcessContext(2, persistent=True)
+    first.map(lambda w, i, v: v, range(4))
+    second.map(lambda w, i, v: v, range(4))
+    assert starter_threads() == 1
+    first.close()
+    assert second.map(lambda w, i, v: v, range(4)) == [0, 1, 2, 3]
+    second.close()
+    assert wait_until(lambda: starter_threads() == 0)
+    with ProcessContext(2) as ctx:  # and a new pool starts a new one
+        assert ctx.map(lambda w, i, v: v, range(4)) == [0, 1, 2, 3]
+        assert starter_threads() == 1
+    assert wait_until(lambda: starter_threads() == 0)

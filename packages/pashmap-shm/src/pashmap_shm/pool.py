@@ -13,10 +13,10 @@ timeout, dead worker, Ctrl-C) the whole pool is killed and a new one started by 
 map, so a map never inherits a worker left in an unknown state.
 
 One map at a time runs on a pool (the context holds a lock around it), since all its
-workers answer on the same sockets. The workers are started from one long-lived thread
-(:func:`_in_starter_thread`): a worker's ``PR_SET_PDEATHSIG`` fires when the *thread*
-that started it ends, so workers started from a short-lived thread of the caller (a
-``ThreadPoolExecutor``, a web handler) would die with that thread. Before each map the
+workers answer on the same sockets. The workers are started from a thread that lives
+as long as any pool does (:class:`_Starter`): a worker's ``PR_SET_PDEATHSIG`` fires
+when the *thread* that started it ends, so workers started from a short-lived thread of
+the caller (a ``ThreadPoolExecutor``, a web handler) would die with that thread. Before each map the
 workers are told which blocks of shared memory the caller has unmapped since the last
 one, so that workers forked from the caller drop their inherited mappings of them too
 (:func:`pashmap_shm.shared_memory.drop_inherited`). :func:`survey_map` says, before a
@@ -73,6 +73,7 @@ class WorkerPool:
         # Workers forked from the caller inherit its shared memory: they are told what
         # the caller unmaps. (Fork-server and spawned workers inherit nothing.)
         self.unmaps: UnmapRecord | None = None
+        self.uses_starter = False  # counted by the starter thread (see _Starter)
 
     def start(self) -> None:
         """Start the workers (from the long-lived starter thread, see the module).
@@ -82,6 +83,7 @@ class WorkerPool:
         """
         if self.start_method == "fork":
             self.unmaps = record_unmaps()
+        self.uses_starter = True
         _in_starter_thread(self._start)
 
     def _start(self) -> None:
@@ -129,6 +131,9 @@ class WorkerPool:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         self.unmaps = None
+        if self.uses_starter:
+            self.uses_starter = False
+            _starter_released()
 
     def housekeeping(self) -> bytes:
         """What every worker must do before the next map: the blocks to drop."""
@@ -341,29 +346,52 @@ def _describe_foreign(array: NDArray[Any]) -> str:
     return f"{kind}{where} (shape {array.shape}, {array.dtype})"
 
 
-# The thread that starts every pool's workers, and the process it belongs to (a child
-# made by fork() has no such thread, whatever it inherited).
-_starter: tuple[int, queue.SimpleQueue[Any]] | None = None
+class _Starter:
+    """The thread that starts the workers of every pool, while any pool is running.
+
+    A worker started with ``PR_SET_PDEATHSIG`` is killed when the thread that started
+    it ends; started from here, it is killed only when the caller's process ends, or
+    when this thread ends, which it does only once every pool it started has been
+    killed and reaped (so that no thread of pashmap's outlives the warm workers).
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.pools = 0
+        threading.Thread(target=self._serve, name="pashmap-pool-starter", daemon=True).start()
+
+    def _serve(self) -> None:
+        while (request := self.requests.get()) is not None:
+            start, outcome, done = request
+            try:
+                outcome[:] = [False, start()]
+            except BaseException as exc:
+                outcome[:] = [True, exc]
+            finally:
+                done.set()
+            del request, start, outcome, done
+
+
+# The starter of this process while pools run (a child made by fork() has none, whatever
+# it inherited: checked by pid).
+_starter: _Starter | None = None
 _starter_lock = threading.Lock()
 
 
 def _in_starter_thread(start: Callable[[], T]) -> T:
-    """Run ``start`` in a thread that lives as long as this process, and wait for it.
+    """Run ``start`` in the starter thread (:class:`_Starter`) and wait for it.
 
-    A worker started with ``PR_SET_PDEATHSIG`` is killed when the thread that started
-    it ends; started from here, it is killed only when the caller's process ends. If
-    the wait is interrupted (Ctrl-C), it waits on for ``start`` to finish, so that the
-    caller can stop what it started, then raises.
+    Counts one more pool using the thread, until :func:`_starter_released`. If the wait
+    is interrupted (Ctrl-C), it waits on for ``start`` to finish, so that the caller
+    can stop what it started, then raises.
     """
     global _starter
     with _starter_lock:
-        if _starter is None or _starter[0] != os.getpid():
-            requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
-            threading.Thread(
-                target=_serve_starts, args=(requests,), name="pashmap-pool-starter", daemon=True
-            ).start()
-            _starter = (os.getpid(), requests)
-        requests = _starter[1]
+        if _starter is None or _starter.pid != os.getpid():
+            _starter = _Starter()
+        _starter.pools += 1
+        requests = _starter.requests
     done = threading.Event()
     outcome: list[Any] = []
     requests.put((start, outcome, done))
@@ -378,13 +406,13 @@ def _in_starter_thread(start: Callable[[], T]) -> T:
     return result
 
 
-def _serve_starts(requests: queue.SimpleQueue[Any]) -> None:
-    while True:
-        start, outcome, done = requests.get()
-        try:
-            outcome[:] = [False, start()]
-        except BaseException as exc:
-            outcome[:] = [True, exc]
-        finally:
-            done.set()
-        del start, outcome, done
+def _starter_released() -> None:
+    """One pool that :func:`_in_starter_thread` started has no workers left."""
+    global _starter
+    with _starter_lock:
+        if _starter is None or _starter.pid != os.getpid():
+            return
+        _starter.pools -= 1
+        if _starter.pools <= 0:
+            _starter.requests.put(None)  # the thread ends after what it is doing
+            _starter = None
