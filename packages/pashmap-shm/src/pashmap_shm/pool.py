@@ -15,12 +15,13 @@ map, so a map never inherits a worker left in an unknown state.
 One map at a time runs on a pool (the context holds a lock around it), since all its
 workers answer on the same sockets. The workers are started from a thread that lives
 as long as any pool does (:class:`_Starter`): a worker's ``PR_SET_PDEATHSIG`` fires
-when the *thread* that started it ends, so workers started from a short-lived thread of
-the caller (a ``ThreadPoolExecutor``, a web handler) would die with that thread. Before each map the
-workers are told which blocks of shared memory the caller has unmapped since the last
-one, so that workers forked from the caller drop their inherited mappings of them too
-(:func:`pashmap_shm.shared_memory.drop_inherited`). :func:`survey_map` says, before a
-map is pickled, whether it refers to memory that would reach the workers as a copy.
+when the *thread* that started it ends, so workers started from a short-lived thread
+of the caller (a ``ThreadPoolExecutor``, a web handler) would die with that thread.
+Before each map the workers are told which blocks of shared memory the caller has
+unmapped since the last one, so that workers forked from the caller drop their
+inherited mappings of them too (:func:`pashmap_shm.shared_memory.drop_inherited`).
+:func:`survey_map` says, before a map is pickled, whether it refers to memory that
+would reach the workers as a copy.
 """
 
 from __future__ import annotations
