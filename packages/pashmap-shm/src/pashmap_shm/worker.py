@@ -254,7 +254,8 @@ def serve_maps(worker_id: int, sock: socket.socket, caller_pid: int) -> NoReturn
     try:
         while (housekeeping := receive_map(sock)) is not None:
             drop_inherited(pickle.loads(housekeeping[0]))
-            _forget_open_files()
+            with contextlib.suppress(Exception):  # another library's internals
+                _forget_open_files()
             if (received := receive_map(sock)) is None:
                 break
             _serve_one(worker_id, sock.fileno(), *received)
