@@ -18,6 +18,8 @@ import pytest
 import pashmap_shm
 from pashmap_shm import ProcessContext
 
+from .conftest import wait_until
+
 pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("no_leaks")]
 
 SIZE = 256 * 2**20
@@ -66,13 +68,27 @@ def test_arrays_freed_by_the_caller_are_freed_in_warm_workers(kind: str) -> None
 
         del fork_only, memfd
         gc.collect()
-        pashmap_shm.clear_cache()
-        assert ctx.map(lambda w, i, v: v + 1, range(4)) == [1, 2, 3, 4]
+        pashmap_shm.clear_cache()  # tells the idle workers, without waiting for a map
 
-        assert not any(shared_mapping_at(pid, a) for pid in pids for a in addresses)
-        assert [memfds(pid) for pid in pids] == [count - 2 for count in held]
+        assert wait_until(
+            lambda: not any(shared_mapping_at(pid, a) for pid in pids for a in addresses)
+        )
+        assert wait_until(lambda: [memfds(pid) for pid in pids] == [n - 2 for n in held])
+        assert ctx.map(lambda w, i, v: v + 1, range(4)) == [1, 2, 3, 4]
         assert ctx.worker_pids() == pids
         # Arrays allocated now are shared with the same workers as before.
         out = ctx.zeros(1000)
         ctx.map(lambda w, i, v: out.__setitem__(i, v), range(1000))
         assert np.array_equal(out, np.arange(1000.0))
+
+
+def test_an_array_dropped_between_maps_is_dropped_by_the_workers_at_the_next() -> None:
+    with ProcessContext(2, persistent=True) as ctx:
+        big = ctx.zeros(SIZE // 8)
+        ctx.map(lambda w, i, v: None, range(4))  # the workers inherit it
+        pids = ctx.worker_pids()
+        address = big.ctypes.data
+        del big
+        gc.collect()  # a memfd block is unmapped here as soon as its array is dropped
+        assert ctx.map(lambda w, i, v: v, range(4)) == [0, 1, 2, 3]
+        assert not any(shared_mapping_at(pid, address) for pid in pids)

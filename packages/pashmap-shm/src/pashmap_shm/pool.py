@@ -136,10 +136,17 @@ class WorkerPool:
             self.uses_starter = False
             _starter_released()
 
-    def housekeeping(self) -> bytes:
+    def housekeeping(self, *, map_follows: bool = True) -> bytes:
         """What every worker must do before the next map: the blocks to drop."""
         released = self.unmaps.take() if self.unmaps is not None else []
-        return pickle.dumps(released, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((released, map_follows), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def tidy(self) -> None:
+        """Tell idle workers now which blocks to drop (call with no map running)."""
+        message = self.housekeeping(map_follows=False)
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):  # a dead worker: the next map says so
+                send_map(sock, message, [])
 
     def close(self) -> None:
         """Let the workers finish (end of file on their sockets), reap them."""

@@ -36,6 +36,7 @@ See :mod:`pashmap_shm.collector` for what the caller makes of the workers' repor
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -282,6 +283,8 @@ class ProcessContext(BaseContext):
 
                     self._pool = WorkerPool(self._num_workers, self._start_method)
                     self._pool.start()
+                    if self._pool.unmaps is not None:
+                        self._pool.unmaps.on_clear = _tidier(weakref.ref(self))
                 try:
                     return pooled.run_on(self._pool, shares, deadline)
                 finally:
@@ -370,6 +373,16 @@ class ProcessContext(BaseContext):
             "are forked at each map and share the mapping"
         )
 
+    def _tidy_pool(self) -> None:
+        """Tell the idle warm workers which blocks to drop; skipped while a map runs
+        (which tells them itself)."""
+        if self._pool_lock.acquire(blocking=False):
+            try:
+                if self._pool is not None and self._pool.running:
+                    self._pool.tidy()
+            finally:
+                self._pool_lock.release()
+
     def _stop_pool(self) -> None:
         with self._pool_lock:
             self._stop_pool_locked()
@@ -402,6 +415,17 @@ class ProcessContext(BaseContext):
         self._warm_block = False
         self._stop_pool()
         clear_cache()
+
+
+def _tidier(context: weakref.ref[ProcessContext]) -> Callable[[], None]:
+    """What ``clear_cache()`` calls for a context's warm pool (not keeping it alive)."""
+
+    def tidy() -> None:
+        live = context()
+        if live is not None:
+            live._tidy_pool()
+
+    return tidy
 
 
 def _check_start_method(start_method: object, context_name: str) -> str:

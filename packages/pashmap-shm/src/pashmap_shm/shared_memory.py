@@ -42,6 +42,7 @@ import os
 import threading
 import weakref
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -281,16 +282,26 @@ def clear_cache() -> int:
         _absorb_returned()
         released = _free_bytes
         _evict(_free_bytes + cache_limit())
-        return released
+    for record in list(_records):
+        if record.addresses and record.on_clear is not None:
+            record.on_clear()
+    return released
 
 
 class UnmapRecord:
-    """The start addresses of the blocks this process unmapped since the last :meth:`take`."""
+    """The start addresses of the blocks this process unmapped since the last :meth:`take`.
 
-    __slots__ = ("__weakref__", "addresses")
+    Attributes:
+        addresses: those addresses, oldest first.
+        on_clear: called by :func:`clear_cache` when addresses are waiting (to tell the
+            workers now rather than at the next map); it must not raise.
+    """
+
+    __slots__ = ("__weakref__", "addresses", "on_clear")
 
     def __init__(self) -> None:
         self.addresses: deque[int] = deque()
+        self.on_clear: Callable[[], None] | None = None
 
     def take(self) -> list[int]:
         """The addresses recorded since the last call, oldest first."""

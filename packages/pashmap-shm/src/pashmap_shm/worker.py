@@ -237,7 +237,8 @@ def serve_maps(worker_id: int, sock: socket.socket, caller_pid: int) -> NoReturn
     the memfd blocks as descriptors, the rest pickled. It is preceded by a message of
     housekeeping: the blocks of shared memory the caller has unmapped since the last
     map, whose inherited mappings this worker drops
-    (:func:`pashmap_shm.shared_memory.drop_inherited`). Before each map the worker also
+    (:func:`pashmap_shm.shared_memory.drop_inherited`); :func:`pashmap_shm.clear_cache`
+    sends one alone between maps. Before each map the worker also
     forgets the files EXtra-data keeps open (:func:`_forget_open_files`). End of file on
     the socket (the caller closed the pool, or died) ends the worker.
 
@@ -253,7 +254,10 @@ def serve_maps(worker_id: int, sock: socket.socket, caller_pid: int) -> NoReturn
     code = 0
     try:
         while (housekeeping := receive_map(sock)) is not None:
-            drop_inherited(pickle.loads(housekeeping[0]))
+            released, map_follows = pickle.loads(housekeeping[0])
+            drop_inherited(released)
+            if not map_follows:  # sent by clear_cache() between maps
+                continue
             with contextlib.suppress(Exception):  # another library's internals
                 _forget_open_files()
             if (received := receive_map(sock)) is None:
