@@ -11,28 +11,46 @@ workers. A worker that dies closes its socket: the caller sees the end of file a
 once and raises :class:`pashmap.WorkerDiedError`. After any failure (kernel error,
 timeout, dead worker, Ctrl-C) the whole pool is killed and a new one started by the next
 map, so a map never inherits a worker left in an unknown state.
+
+One map at a time runs on a pool (the context holds a lock around it), since all its
+workers answer on the same sockets. The workers are started from a thread that lives
+as long as any pool does (:class:`_Starter`): a worker's ``PR_SET_PDEATHSIG`` fires
+when the *thread* that started it ends, so workers started from a short-lived thread
+of the caller (a ``ThreadPoolExecutor``, a web handler) would die with that thread.
+Before each map the workers are told which blocks of shared memory the caller has
+unmapped since the last one, so that workers forked from the caller drop their
+inherited mappings of them too (:func:`pashmap_shm.shared_memory.drop_inherited`).
+:func:`survey_map` says, before a map is pickled, whether it refers to memory that
+would reach the workers as a copy.
 """
 
 from __future__ import annotations
 
 import contextlib
+import mmap
 import multiprocessing
 import os
+import pickle
+import queue
 import signal
 import socket
+import threading
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from pashmap import MapTarget
 from pashmap_shm.collector import FORK_WARNING, Awake, WorkerProcess, WorkerSet, died_error
+from pashmap_shm.shared_memory import UnmapRecord, is_shared, owner_of, record_unmaps
 from pashmap_shm.wire import encode_map, send_map
 from pashmap_shm.worker import serve_maps
 
-__all__ = ["PooledWorkers", "WorkerPool"]
+__all__ = ["MapSurvey", "PooledWorkers", "WorkerPool", "survey_map"]
+
+T = TypeVar("T")
 
 _JOIN_TIMEOUT = 2.0
 # Imported by the fork server once, not by every worker it starts. (Kernels arrive
@@ -53,13 +71,23 @@ class WorkerPool:
         self.start_method = start_method
         self.processes: list[Any] = []
         self.sockets: list[socket.socket] = []
+        # Workers forked from the caller inherit its shared memory: they are told what
+        # the caller unmaps. (Fork-server and spawned workers inherit nothing.)
+        self.unmaps: UnmapRecord | None = None
+        self.uses_starter = False  # counted by the starter thread (see _Starter)
 
     def start(self) -> None:
-        """Start the workers.
+        """Start the workers (from the long-lived starter thread, see the module).
 
         Raises:
             OSError: a process or socket could not be created (the pool is then empty).
         """
+        if self.start_method == "fork":
+            self.unmaps = record_unmaps()
+        self.uses_starter = True
+        _in_starter_thread(self._start)
+
+    def _start(self) -> None:
         context: Any = multiprocessing.get_context(self.start_method)
         if self.start_method == "forkserver":
             _preload_in_forkserver(context)
@@ -103,6 +131,22 @@ class WorkerPool:
             self._reap()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        self.unmaps = None
+        if self.uses_starter:
+            self.uses_starter = False
+            _starter_released()
+
+    def housekeeping(self, *, map_follows: bool = True) -> bytes:
+        """What every worker must do before the next map: the blocks to drop."""
+        released = self.unmaps.take() if self.unmaps is not None else []
+        return pickle.dumps((released, map_follows), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def tidy(self) -> None:
+        """Tell idle workers now which blocks to drop (call with no map running)."""
+        message = self.housekeeping(map_follows=False)
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):  # a dead worker: the next map says so
+                send_map(sock, message, [])
 
     def close(self) -> None:
         """Let the workers finish (end of file on their sockets), reap them."""
@@ -182,12 +226,14 @@ class PooledWorkers(WorkerSet):
     def start(self, count: int, queue_fd: int) -> list[WorkerProcess]:
         """Send the map to every warm worker (they are all running: ``count`` is moot)."""
         assert self.pool is not None
+        housekeeping = self.pool.housekeeping()
         for worker_id, (process, sock) in enumerate(
             zip(self.pool.processes, self.pool.sockets, strict=True)
         ):
             worker = WorkerProcess(worker_id, int(process.pid), sock.fileno())
             self.workers.append(worker)
             try:
+                send_map(sock, housekeeping, [])
                 send_map(sock, self.encoded.message, [queue_fd, *self.encoded.fds])
             except OSError:
                 raise died_error(worker, self.exit_status(worker, wait=True) or 0) from None
@@ -226,3 +272,155 @@ def _preload_in_forkserver(context: Any) -> None:
     missing = [module for module in _PRELOAD if module not in preload]
     if missing:
         context.set_forkserver_preload([*preload, *missing])
+
+
+class MapSurvey(NamedTuple):
+    """What pickling a map for warm workers would do to the arrays it refers to.
+
+    Attributes:
+        foreign: writable arrays in shared memory that pashmap did not allocate (a
+            ``numpy.memmap`` opened ``'r+'``, a ``multiprocessing.shared_memory``
+            buffer), described for an error message: pickled, they would reach the
+            workers as copies and the kernel's writes to them would be lost.
+        copied_bytes: the bytes of array data that would be copied into the message
+            (arrays outside the memfd blocks, which travel as handles).
+    """
+
+    foreign: list[str]
+    copied_bytes: int
+
+
+def survey_map(*parts: Any) -> MapSurvey:
+    """Walk the objects a map would pickle (cloudpickle) and look at every array.
+
+    The arrays themselves are not serialised, so this costs what pickling the rest of
+    the map costs.
+
+    Raises:
+        Exception: whatever pickling the map raised.
+    """
+    import cloudpickle
+
+    foreign: list[str] = []
+    copied = 0
+
+    class Surveyor(cloudpickle.CloudPickler):  # type: ignore[misc]
+        def reducer_override(self, obj: Any) -> Any:
+            nonlocal copied
+            if isinstance(obj, np.ndarray) and obj.size:
+                block = owner_of(obj)
+                if block is not None and block.fd >= 0:
+                    pass  # travels as a handle
+                elif block is None and obj.flags.writeable and _in_foreign_mapping(obj):
+                    foreign.append(_describe_foreign(obj))
+                else:
+                    copied += obj.nbytes
+                return _nothing, ()
+            return super().reducer_override(obj)
+
+    Surveyor(_Discard(), protocol=pickle.HIGHEST_PROTOCOL).dump(parts)
+    return MapSurvey(foreign, copied)
+
+
+class _Discard:
+    """A file that forgets what is written to it."""
+
+    def write(self, data: Any) -> int:
+        return len(data)
+
+
+def _nothing() -> None:
+    return None
+
+
+def _in_foreign_mapping(array: NDArray[Any]) -> bool:
+    """Whether ``array`` lies in a shared ``mmap`` made outside pashmap."""
+    base: Any = array
+    while True:
+        if isinstance(base, mmap.mmap):
+            return is_shared(array)  # not a private (copy-on-write) mapping
+        if isinstance(base, memoryview):
+            base = base.obj
+        elif isinstance(base, np.ndarray) and base.base is not None:
+            base = base.base
+        else:
+            return False
+
+
+def _describe_foreign(array: NDArray[Any]) -> str:
+    kind = "a numpy.memmap" if isinstance(array, np.memmap) else "an array in an mmap"
+    filename = getattr(array, "filename", None)
+    where = f" of {filename}" if filename else ""
+    return f"{kind}{where} (shape {array.shape}, {array.dtype})"
+
+
+class _Starter:
+    """The thread that starts the workers of every pool, while any pool is running.
+
+    A worker started with ``PR_SET_PDEATHSIG`` is killed when the thread that started
+    it ends; started from here, it is killed only when the caller's process ends, or
+    when this thread ends, which it does only once every pool it started has been
+    killed and reaped (so that no thread of pashmap's outlives the warm workers).
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.pools = 0
+        threading.Thread(target=self._serve, name="pashmap-pool-starter", daemon=True).start()
+
+    def _serve(self) -> None:
+        while (request := self.requests.get()) is not None:
+            start, outcome, done = request
+            try:
+                outcome[:] = [False, start()]
+            except BaseException as exc:
+                outcome[:] = [True, exc]
+            finally:
+                done.set()
+            del request, start, outcome, done
+
+
+# The starter of this process while pools run (a child made by fork() has none, whatever
+# it inherited: checked by pid).
+_starter: _Starter | None = None
+_starter_lock = threading.Lock()
+
+
+def _in_starter_thread(start: Callable[[], T]) -> T:
+    """Run ``start`` in the starter thread (:class:`_Starter`) and wait for it.
+
+    Counts one more pool using the thread, until :func:`_starter_released`. If the wait
+    is interrupted (Ctrl-C), it waits on for ``start`` to finish, so that the caller
+    can stop what it started, then raises.
+    """
+    global _starter
+    with _starter_lock:
+        if _starter is None or _starter.pid != os.getpid():
+            _starter = _Starter()
+        _starter.pools += 1
+        requests = _starter.requests
+    done = threading.Event()
+    outcome: list[Any] = []
+    requests.put((start, outcome, done))
+    try:
+        done.wait()
+    except BaseException:
+        done.wait()
+        raise
+    if outcome[0]:
+        raise outcome[1]
+    result: T = outcome[1]
+    return result
+
+
+def _starter_released() -> None:
+    """One pool that :func:`_in_starter_thread` started has no workers left."""
+    global _starter
+    with _starter_lock:
+        if _starter is None or _starter.pid != os.getpid():
+            return
+        _starter.pools -= 1
+        if _starter.pools <= 0:
+            _starter.requests.put(None)  # the thread ends after what it is doing
+            _starter = None

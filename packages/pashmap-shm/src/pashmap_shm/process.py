@@ -9,8 +9,9 @@ A map runs in one of three modes, which the context decides before it starts the
 * **pooled** (``start_method='forkserver'``/``'spawn'``, or ``persistent=True``): the
   map is pickled once and sent to workers that did not inherit the caller;
 * **warm block** (inside ``with ProcessContext() as ctx:``): pooled when the map can
-  travel whole (it pickles, and refers to no array that only forked workers share),
-  else forked as usual.
+  travel whole and cheaply (it pickles, refers to no writable array that only forked
+  workers share -- fork-only blocks, a ``numpy.memmap``, a ``SharedMemory`` buffer --
+  and copies at most :data:`WARM_COPY_LIMIT` bytes of ordinary arrays), else forked.
 
 How a map moves:
 
@@ -37,17 +38,20 @@ from __future__ import annotations
 import ast
 import inspect
 import sys
+import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from pashmap import MapTarget, WorkerDiedError
+from pashmap import ContextMismatchError, MapTarget, WorkerDiedError
 from pashmap.contexts import (
     BaseContext,
     Order,
     deadline_after,
+    format_bytes,
     in_worker,
     progress_counts,
     resolve_num_workers,
@@ -62,9 +66,15 @@ from pashmap_shm.unshared_writes import warn_about_copies, warn_about_unshared_w
 if TYPE_CHECKING:
     from pashmap_shm.pool import PooledWorkers, WorkerPool
 
-__all__ = ["ProcessContext"]
+__all__ = ["WARM_COPY_LIMIT", "ProcessContext"]
 
 R = TypeVar("R")
+
+WARM_COPY_LIMIT = 4 * 2**20
+"""Inside a ``with`` block, a map holding more bytes than this of arrays that pickling
+would copy (ordinary numpy arrays, not the context's shared ones) is forked rather than
+sent to the warm workers: a fork shares them for free, where pickling copies them at
+every map."""
 
 # The modes of a map (see the module's docstring).
 _FORK_PER_MAP = "fork per map"
@@ -126,7 +136,9 @@ class ProcessContext(BaseContext):
             is copied (writes to it are lost).
         persistent: keep the workers between maps (warm workers), until :meth:`close`
             (or the end of a ``with`` block); with ``'fork'`` they are then forked once,
-            at the first map, and maps travel pickled as with ``'forkserver'``.
+            at the first map, and maps travel pickled as with ``'forkserver'``
+            (a map writing into a ``numpy.memmap`` or a ``SharedMemory`` buffer, which
+            would reach them as a copy, raises ``TypeError``).
             Under ``'forkserver'``/``'spawn'`` without it, each map starts its workers
             and stops them at the end.
 
@@ -155,6 +167,7 @@ class ProcessContext(BaseContext):
         self._persistent = bool(persistent)
         self._pooled = self._persistent or self._start_method != "fork"
         self._pool: WorkerPool | None = None
+        self._pool_lock = threading.Lock()
         self._warm_block = False  # inside ``with`` (fork): warm when the map allows it
 
     @property
@@ -176,6 +189,20 @@ class ProcessContext(BaseContext):
     def persistent(self) -> bool:
         """Whether the workers are kept between maps."""
         return self._persistent
+
+    def describe(self) -> str:
+        """One line on where this context's maps run (shown by ``pashmap info``)."""
+        if self._pooled:
+            kept = "kept between maps" if self._persistent else "started at each map"
+            return (
+                f"{self._start_method} workers {kept}: every map is pickled to them, the "
+                "context's arrays as handles, other arrays as copies"
+            )
+        return (
+            "workers forked at each map; inside a with block, warm workers take the maps "
+            f"that pickle and copy at most {format_bytes(WARM_COPY_LIMIT)} of arrays (the "
+            "others are forked); persistent=True sends every map to warm workers"
+        )
 
     def worker_pids(self) -> list[int]:
         """The process ids of the warm workers (empty when none are running)."""
@@ -252,28 +279,32 @@ class ProcessContext(BaseContext):
         if mode != _FORK_PER_MAP:
             pooled = self._pooled_workers(kernel, target, shares, counts, mode)
         if pooled is not None:
-            if self._pool is None or not self._pool.running:
-                from pashmap_shm.pool import WorkerPool
+            # One map at a time on the pool: its workers answer on shared sockets.
+            with self._pool_lock:
+                if self._pool is None or not self._pool.running:
+                    from pashmap_shm.pool import WorkerPool
 
-                if self._start_method != "fork":
-                    _check_not_importing_main(self._start_method)
-                self._pool = WorkerPool(self._num_workers, self._start_method)
-                self._pool.start()
-            try:
-                return pooled.run_on(self._pool, shares, deadline)
-            except WorkerDiedError as exc:
-                # (A worker that failed to import the script exits with status 1.)
-                where = None
-                if self._start_method != "fork" and exc.exitcode == 1:
-                    where = _unguarded_main_line()
-                if where is None:
-                    raise
-                raise RuntimeError(
-                    _unguarded_main_message(self._start_method, where, "each worker")
-                ) from exc
-            finally:
-                if not (self._persistent or self._warm_block):
-                    self._stop_pool()
+                    if self._start_method != "fork":
+                        _check_not_importing_main(self._start_method)
+                    self._pool = WorkerPool(self._num_workers, self._start_method)
+                    self._pool.start()
+                    if self._pool.unmaps is not None:
+                        self._pool.unmaps.on_clear = _tidier(weakref.ref(self))
+                try:
+                    return pooled.run_on(self._pool, shares, deadline)
+                except WorkerDiedError as exc:
+                    # (A worker that failed to import the script exits with status 1.)
+                    where = None
+                    if self._start_method != "fork" and exc.exitcode == 1:
+                        where = _unguarded_main_line()
+                    if where is None:
+                        raise
+                    raise RuntimeError(
+                        _unguarded_main_message(self._start_method, where, "each worker")
+                    ) from exc
+                finally:
+                    if not (self._persistent or self._warm_block):
+                        self._stop_pool_locked()
         blas = None
         if self._blas_threads is not None:
             blas = (blas_controller(), self._blas_threads)
@@ -295,35 +326,83 @@ class ProcessContext(BaseContext):
         counts: NDArray[np.int64] | None,
         mode: str,
     ) -> PooledWorkers | None:
-        """The map pickled for warm workers; ``None`` for a warm block's map that cannot
-        travel whole (it does not pickle, or holds arrays only forked workers share).
+        """The map pickled for warm workers; ``None`` for a warm block's map that is
+        better forked: it does not pickle, it holds arrays that would arrive as copies
+        (in fork-only or foreign shared memory), or more than :data:`WARM_COPY_LIMIT`
+        bytes of array data that pickling would copy.
 
         Raises:
-            TypeError: the map does not pickle, in the pooled mode.
+            TypeError: in the pooled mode, the map does not pickle, or it holds
+                writable arrays in shared memory pashmap did not allocate.
+            ContextMismatchError: it holds an accumulator made for another context.
         """
-        from pashmap_shm.pool import PooledWorkers
+        from pashmap_shm.pool import PooledWorkers, survey_map
 
+        try:
+            survey = survey_map(kernel, target, shares)
+        except ContextMismatchError:
+            raise
+        except Exception as exc:
+            self._refuse_unpicklable(exc, mode)
+            return None  # forked
+        if mode == _WARM_BLOCK and (survey.foreign or survey.copied_bytes > WARM_COPY_LIMIT):
+            return None
+        if survey.foreign:
+            raise self._foreign_error(survey.foreign)
         try:
             pooled = PooledWorkers(
                 kernel, target, shares, counts, self._blas_threads, self._num_workers
             )
+        except ContextMismatchError:
+            raise
         except Exception as exc:
-            if mode == _WARM_BLOCK:
-                return None
-            raise TypeError(
-                f"under start_method={self._start_method!r} (or persistent=True) the "
-                f"kernel and the target are pickled to reach the workers, and this one "
-                f"cannot be ({type(exc).__name__}: {exc}). Arrays allocated by the context "
-                "travel as shared memory; other objects must be picklable (cloudpickle). "
-                "Use start_method='fork' for anything else"
-            ) from exc
+            self._refuse_unpicklable(exc, mode)
+            return None  # forked
         if pooled.copies:
             if mode == _WARM_BLOCK:
                 return None
             warn_about_copies()
         return pooled
 
+    def _refuse_unpicklable(self, exc: Exception, mode: str) -> None:
+        """Raise TypeError for a map that does not pickle, unless a warm block forks it."""
+        if mode == _WARM_BLOCK:
+            return
+        raise TypeError(
+            f"under start_method={self._start_method!r} (or persistent=True) the "
+            f"kernel and the target are pickled to reach the workers, and this one "
+            f"cannot be ({type(exc).__name__}: {exc}). Arrays allocated by the context "
+            "travel as shared memory; other objects must be picklable (cloudpickle). "
+            "Use start_method='fork' for anything else"
+        ) from exc
+
+    def _foreign_error(self, arrays: list[str]) -> TypeError:
+        how = "persistent=True" if self._persistent else f"start_method={self._start_method!r}"
+        return TypeError(
+            f"under {how} the map is pickled to workers started before it, and it "
+            f"refers to {', '.join(arrays)}: shared memory that pashmap did not allocate, "
+            "which would reach the workers as a copy, so the kernel's writes "
+            "to it would be lost. Write into an array of this context instead "
+            "(ctx.zeros(...), then copy it into the file or segment), or map with "
+            "ProcessContext(start_method='fork') without persistent=True, whose workers "
+            "are forked at each map and share the mapping"
+        )
+
+    def _tidy_pool(self) -> None:
+        """Tell the idle warm workers which blocks to drop; skipped while a map runs
+        (which tells them itself)."""
+        if self._pool_lock.acquire(blocking=False):
+            try:
+                if self._pool is not None and self._pool.running:
+                    self._pool.tidy()
+            finally:
+                self._pool_lock.release()
+
     def _stop_pool(self) -> None:
+        with self._pool_lock:
+            self._stop_pool_locked()
+
+    def _stop_pool_locked(self) -> None:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
@@ -336,8 +415,11 @@ class ProcessContext(BaseContext):
         runs on workers kept from one map to the next. A map that cannot travel that way
         -- an unpicklable kernel or target, or one that refers to an array allocated
         before the block in fork-only shared memory -- is forked as usual, so nothing
-        that works outside the block breaks inside it. The workers stop at the end of
-        the block (:meth:`close`).
+        that works outside the block breaks inside it. So is a map that refers to a
+        writable ``numpy.memmap`` or ``multiprocessing.shared_memory`` buffer (warm
+        workers would write into a copy), or to more than :data:`WARM_COPY_LIMIT` bytes
+        of ordinary numpy arrays (which a fork shares, where pickling would copy them at
+        every map). The workers stop at the end of the block (:meth:`close`).
         """
         if self._start_method == "fork" and not self._persistent:
             self._warm_block = True
@@ -348,6 +430,17 @@ class ProcessContext(BaseContext):
         self._warm_block = False
         self._stop_pool()
         clear_cache()
+
+
+def _tidier(context: weakref.ref[ProcessContext]) -> Callable[[], None]:
+    """What ``clear_cache()`` calls for a context's warm pool (not keeping it alive)."""
+
+    def tidy() -> None:
+        live = context()
+        if live is not None:
+            live._tidy_pool()
+
+    return tidy
 
 
 def _check_start_method(start_method: object, context_name: str) -> str:

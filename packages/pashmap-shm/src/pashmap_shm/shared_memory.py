@@ -23,6 +23,11 @@ at most) and handed out again for a request of about the same size. :func:`clear
 Forked workers never reuse blocks: the parent may hand its cached blocks out again at
 any time. A memfd block is closed and unmapped when its last array is dropped.
 
+Warm workers forked from the caller inherit its mappings, which would keep the memory
+of every block mapped at that moment alive until the workers end: an
+:class:`UnmapRecord` (:func:`record_unmaps`) collects what the caller unmaps, and the
+workers drop their inherited mappings of it (:func:`drop_inherited`).
+
 Before mapping, the size is checked against the memory available to this process
 (``MemAvailable``, and the cgroup's limit if there is one): a request that cannot fit
 raises ``MemoryError`` at once, instead of the process being killed (or receiving SIGBUS)
@@ -31,12 +36,15 @@ part way through writing.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import itertools
 import mmap
 import os
 import threading
 import weakref
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +56,15 @@ from pashmap_shm.populate import note_array
 
 __all__ = [
     "Block",
+    "UnmapRecord",
     "allocate_shared",
     "cache_limit",
     "cached_bytes",
     "clear_cache",
+    "drop_inherited",
     "is_shared",
     "owner_of",
+    "record_unmaps",
     "set_cache_limit",
 ]
 
@@ -113,6 +124,28 @@ _limit: int | None = None
 # never reuses blocks. (Checked by pid, not set by an at-fork hook, which every fork of
 # the program would run, worker or not.)
 _owner_pid = os.getpid()
+# Warm pools forked from this process, told about every block unmapped here.
+_records: weakref.WeakSet[UnmapRecord] = weakref.WeakSet()
+# In a warm worker: inherited blocks dropped (kept so that their mmap objects never unmap
+# the reservations that replaced them).
+_dropped: list[Block] = []
+_PROT_NONE = 0
+_MAP_FIXED = 0x10
+_MAP_NORESERVE = 0x4000
+_RESERVE_FLAGS = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_FIXED | _MAP_NORESERVE
+try:
+    _libc_mmap: Any = ctypes.CDLL(None, use_errno=True).mmap
+    _libc_mmap.restype = ctypes.c_void_p
+    _libc_mmap.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_long,
+    ]
+except (OSError, AttributeError):  # no C library to ask
+    _libc_mmap = None
 
 
 def _forked() -> bool:
@@ -254,7 +287,74 @@ def clear_cache() -> int:
         _absorb_returned()
         released = _free_bytes
         _evict(_free_bytes + cache_limit())
-        return released
+    for record in list(_records):
+        if record.addresses and record.on_clear is not None:
+            record.on_clear()
+    return released
+
+
+class UnmapRecord:
+    """The start addresses of the blocks this process unmapped since the last :meth:`take`.
+
+    Attributes:
+        addresses: those addresses, oldest first.
+        on_clear: called by :func:`clear_cache` when addresses are waiting (to tell the
+            workers now rather than at the next map); it must not raise.
+    """
+
+    __slots__ = ("__weakref__", "addresses", "on_clear")
+
+    def __init__(self) -> None:
+        self.addresses: deque[int] = deque()
+        self.on_clear: Callable[[], None] | None = None
+
+    def take(self) -> list[int]:
+        """The addresses recorded since the last call, oldest first."""
+        taken: list[int] = []
+        while self.addresses:
+            taken.append(self.addresses.popleft())
+        return taken
+
+
+def record_unmaps() -> UnmapRecord:
+    """Start recording the blocks this process unmaps, until the record is dropped."""
+    record = UnmapRecord()
+    _records.add(record)
+    return record
+
+
+def drop_inherited(addresses: list[int]) -> int:
+    """In a worker forked from the caller: drop inherited blocks the caller unmapped.
+
+    Each block's range is replaced by an inaccessible private reservation rather than
+    unmapped, so the address cannot be handed to another mapping while stale objects
+    inherited from the caller still point into it (touching them kills the worker,
+    which the caller reports); an inherited memfd descriptor is let go. The block's
+    memory is then free once no other process maps it.
+
+    Args:
+        addresses: start addresses of blocks, as the caller's :class:`UnmapRecord` gave
+            them; those this process did not inherit are ignored.
+
+    Returns:
+        The number of blocks dropped.
+    """
+    if not _forked() or _libc_mmap is None:
+        return 0
+    dropped = 0
+    for address in addresses:
+        with _lock:
+            block = _mapped.pop(address, None)
+        if block is None:
+            continue
+        result = _libc_mmap(address, block.size, _PROT_NONE, _RESERVE_FLAGS, -1, 0)
+        if result is None or result != address:
+            continue  # left mapped: costs memory, never correctness
+        if block.fd >= 0:
+            _let_go_of_memfd(block.fd)
+        _dropped.append(block)  # its mmap object unmaps the reservation only if it dies
+        dropped += 1
+    return dropped
 
 
 # ----------------------------------------------------------------- internals
@@ -291,6 +391,7 @@ def _release(block: Block) -> None:
         _mapped.pop(block.address, None)
     block.mapping.close()
     os.close(block.fd)
+    _note_unmapped(block)
 
 
 def _give_back(block: Block) -> None:
@@ -346,6 +447,32 @@ def _evict(room: int) -> None:
         _free_bytes -= block.size
         _mapped.pop(block.address, None)
         block.mapping.close()
+        _note_unmapped(block)
+
+
+def _let_go_of_memfd(fd: int) -> None:
+    """Make every descriptor of the memfd ``fd`` (the block's, and the one its mmap
+    object keeps) name ``/dev/null`` instead: the memfd is let go, and whatever closes
+    those descriptors later (a finalizer run by a stale array) closes them harmlessly."""
+    try:
+        memfd = os.fstat(fd)
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        for name in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError, ValueError):
+                other = os.fstat(int(name))
+                if (other.st_dev, other.st_ino) == (memfd.st_dev, memfd.st_ino):
+                    os.dup2(null, int(name))
+    finally:
+        os.close(null)
+
+
+def _note_unmapped(block: Block) -> None:
+    if not _forked():
+        for record in list(_records):
+            record.addresses.append(block.address)
 
 
 def _describe(nbytes: int) -> str:
