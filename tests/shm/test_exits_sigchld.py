@@ -104,3 +104,23 @@ def test_a_sigchld_handler_that_reaps_first() -> None:
         else:
             assert error.signal == signal.SIGKILL
     assert resources() == before
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.usefixtures("sigchld_ignored")
+@pytest.mark.parametrize("start_method", ["fork", "forkserver"])
+def test_sigchld_ignored_warm_workers_say_why_the_status_is_unknown(start_method: str) -> None:
+    before = resources()
+    with ProcessContext(2, start_method=start_method, persistent=True) as ctx:
+        for attempt in range(4):
+            with pytest.raises(WorkerDiedError) as info:
+                ctx.map(killed_at(attempt % 8), range(8), shares=8)
+            message = str(info.value)
+            assert "exited with status 0" not in message
+            if start_method == "fork":  # our children: the system discarded the status
+                assert "its exit status could not be read" in message
+                assert info.value.exitcode is None
+            else:  # children of the fork server, which reads their status for us
+                assert info.value.signal == signal.SIGKILL
+            assert ctx.map(lambda wid, i, v: v, range(5)) == list(range(5))
+    assert resources() == before

@@ -43,7 +43,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pashmap import MapTarget
-from pashmap_shm.collector import FORK_WARNING, Awake, WorkerProcess, WorkerSet, died_error
+from pashmap_shm.collector import (
+    FORK_WARNING,
+    STATUS_UNKNOWN,
+    Awake,
+    WorkerProcess,
+    WorkerSet,
+    died_error,
+)
 from pashmap_shm.shared_memory import UnmapRecord, is_shared, owner_of, record_unmaps
 from pashmap_shm.wire import encode_map, send_map
 from pashmap_shm.worker import serve_maps
@@ -123,7 +130,10 @@ class WorkerPool:
 
     def kill(self) -> None:
         """Kill every worker, reap it and close its socket; never interrupted by Ctrl-C."""
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        # The mask to go back to is read before SIGINT is blocked: an interrupt raised
+        # between the two calls then leaves nothing blocked.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             for process in self.processes:
                 with contextlib.suppress(OSError, ValueError, AttributeError):
@@ -247,8 +257,8 @@ class PooledWorkers(WorkerSet):
             return None
         code = self.pool.exitcode(worker.worker_id)
         worker.reaped = True
-        if code is None:
-            return 0
+        if code is None:  # (reaped by someone else: SIGCHLD ignored, or a handler's)
+            return STATUS_UNKNOWN
         if code < 0:
             return -code  # as os.waitpid reports a death by signal
         return (code & 0xFF) << 8
