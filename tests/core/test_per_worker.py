@@ -147,5 +147,8 @@ def test_an_accumulator_follows_its_own_context_only() -> None:
 
     assert context.map(kernel, range(4)) == [None] * 4
     assert total.result().tolist() == [4, 4, 4]
-    with pytest.raises(pm.ContextMismatchError, match="made for LocalContext"):
+    with pytest.raises(pm.ContextMismatchError, match="made for LocalContext") as info:
         pm.contexts.LocalContext().map(kernel, range(4))  # another instance: not its own
+    # Two contexts that look the same are told apart.
+    assert f"(object at {id(context):#x})" in str(info.value)
+    assert "runs on another LocalContext" in str(info.value)

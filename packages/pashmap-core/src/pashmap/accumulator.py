@@ -165,8 +165,12 @@ class Accumulator:
 
 
 def _mismatch(made_for: Context, running: Any) -> ContextMismatchError:
+    made, runs = repr(made_for), repr(running)
+    if made == runs:  # two contexts of the same settings: say they are two objects
+        made = f"{made} (object at {id(made_for):#x})"
+        runs = f"another {runs} (object at {id(running):#x})"
     return ContextMismatchError(
-        f"this Accumulator was made for {made_for!r}, but the map runs on {running!r}: its "
+        f"this Accumulator was made for {made}, but the map runs on {runs}: its "
         "partial results would be lost or written by the wrong worker. Create the "
         "accumulator with the context you map with: pm.Accumulator(..., context=ctx), or "
         "after pm.set_default_context(...) when mapping with pm.map"
