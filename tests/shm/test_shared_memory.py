@@ -179,3 +179,27 @@ def test_an_array_beyond_a_cgroup_v1_memory_limit_is_a_memory_error(child_cgroup
     )
     assert out.startswith("MemoryError: "), out
     assert "1.50 GiB" in out
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("memfd", [True, False])
+def test_an_array_freed_while_the_allocator_is_busy_does_not_deadlock(memfd: bool) -> None:
+    # Garbage collection may run an array's finalizer in a thread that holds the
+    # allocator's lock (inside owner_of or an allocation): the finalizer must not wait
+    # for that lock.
+    from pashmap_shm import shared_memory
+
+    array = shared_memory.allocate_shared((1 << 16,), np.dtype(np.float64), "C", memfd=memfd)
+    block = shared_memory.owner_of(array)
+    assert block is not None
+    address = block.address
+    with shared_memory._lock:
+        del array  # the finalizer runs here, the lock held (a deadlock before)
+    # Forgotten: no array of the program is said to live at the old address.
+    probe = np.ndarray((1,), dtype=np.uint8, buffer=memoryview(bytearray(1)))
+    assert shared_memory.owner_of(probe) is None
+    if memfd:
+        assert all(b.address != address for b in shared_memory._mapped.values())
+    fresh = shared_memory.allocate_shared((1 << 16,), np.dtype(np.float64), "C", memfd=memfd)
+    fresh[:] = 1.0
+    assert shared_memory.owner_of(fresh) is not None

@@ -117,6 +117,8 @@ _free_bytes = 0
 # Filled by finalizers, which may run inside an allocation (garbage collection), so they
 # only append here (atomic) and the cache takes the blocks under its lock later.
 _returned: deque[Block] = deque()
+# memfd blocks closed by a finalizer that could not take the lock: still in _mapped.
+_released: deque[Block] = deque()
 _limit: int | None = None
 # The process this cache belongs to. In a child made by fork() the cache state it
 # inherited is the parent's, whose "free" blocks the parent may hand out again at any
@@ -205,6 +207,7 @@ def owner_of(array: NDArray[Any]) -> Block | None:
     """
     start = int(array.__array_interface__["data"][0])
     with _lock:
+        _drop_released()
         for address, block in _mapped.items():
             if address <= start < address + block.size:
                 return block
@@ -344,6 +347,7 @@ def drop_inherited(addresses: list[int]) -> int:
     dropped = 0
     for address in addresses:
         with _lock:
+            _drop_released()
             block = _mapped.pop(address, None)
         if block is None:
             continue
@@ -379,6 +383,7 @@ def _map_new(size: int, memfd: bool, what: str) -> Block:
             os.close(fd)
         raise MemoryError(f"cannot allocate {what}: {exc}") from exc
     with _lock:
+        _drop_released()  # (before a new block may take the address of a closed one)
         if memfd:
             block.serial = next(_serials)
         _mapped[block.address] = block
@@ -387,11 +392,26 @@ def _map_new(size: int, memfd: bool, what: str) -> Block:
 
 def _release(block: Block) -> None:
     """Finalizer of an array in a memfd block: close the block."""
-    with _lock:
-        _mapped.pop(block.address, None)
+    # Not blocking, as in _give_back: garbage collection may run this in a thread that
+    # holds the lock; the entry is then dropped by the next holder (_drop_released).
+    if _lock.acquire(blocking=False):
+        try:
+            _mapped.pop(block.address, None)
+        finally:
+            _lock.release()
+    else:
+        _released.append(block)
     block.mapping.close()
     os.close(block.fd)
     _note_unmapped(block)
+
+
+def _drop_released() -> None:
+    """Forget the blocks :func:`_release` closed without the lock (call with it held)."""
+    while _released:
+        block = _released.popleft()
+        if _mapped.get(block.address) is block:
+            del _mapped[block.address]
 
 
 def _give_back(block: Block) -> None:
