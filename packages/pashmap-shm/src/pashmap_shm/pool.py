@@ -20,14 +20,13 @@ of the caller (a ``ThreadPoolExecutor``, a web handler) would die with that thre
 Before each map the workers are told which blocks of shared memory the caller has
 unmapped since the last one, so that workers forked from the caller drop their
 inherited mappings of them too (:func:`pashmap_shm.shared_memory.drop_inherited`).
-:func:`survey_map` says, before a map is pickled, whether it refers to memory that
-would reach the workers as a copy.
+Pickling a map (:func:`pashmap_shm.wire.encode_map`) also says whether it refers to
+memory that would reach the workers as a copy.
 """
 
 from __future__ import annotations
 
 import contextlib
-import mmap
 import multiprocessing
 import os
 import pickle
@@ -37,12 +36,8 @@ import socket
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
-import numpy as np
-from numpy.typing import NDArray
-
-from pashmap import MapTarget
 from pashmap_shm.collector import (
     FORK_WARNING,
     STATUS_UNKNOWN,
@@ -51,11 +46,11 @@ from pashmap_shm.collector import (
     WorkerSet,
     died_error,
 )
-from pashmap_shm.shared_memory import UnmapRecord, is_shared, owner_of, record_unmaps
-from pashmap_shm.wire import encode_map, send_map
+from pashmap_shm.shared_memory import UnmapRecord, record_unmaps
+from pashmap_shm.wire import EncodedMap, send_map
 from pashmap_shm.worker import serve_maps
 
-__all__ = ["MapSurvey", "PooledWorkers", "WorkerPool", "survey_map"]
+__all__ = ["PooledWorkers", "WorkerPool"]
 
 T = TypeVar("T")
 
@@ -195,37 +190,15 @@ class WorkerPool:
 class PooledWorkers(WorkerSet):
     """The worker set of one map on warm workers: the map, pickled once, goes to all.
 
-    Pickling happens here, with cloudpickle (:func:`pashmap_shm.wire.encode_map`);
-    arrays in memfd blocks travel as handles to the same memory.
-
     Args:
-        kernel: the kernel.
-        target: the map target.
-        shares: its shares.
-        counts: the progress counters in shared memory, or ``None``.
-        blas_threads: the BLAS thread limit for the workers, or ``None``.
+        encoded: the map, pickled by :func:`pashmap_shm.wire.encode_map` (complete);
+            arrays in memfd blocks travel in it as handles to the same memory.
         num_workers: the pool's number of workers.
-
-    Attributes:
-        copies: how many writable arrays that only forked workers share the map holds
-            (they would arrive as copies).
-
-    Raises:
-        Exception: what pickling the kernel or the target raised.
     """
 
-    def __init__(
-        self,
-        kernel: Callable[..., Any],
-        target: MapTarget[Any],
-        shares: Sequence[Any],
-        counts: NDArray[np.int64] | None,
-        blas_threads: int | None,
-        num_workers: int,
-    ) -> None:
+    def __init__(self, encoded: EncodedMap, num_workers: int) -> None:
         super().__init__(num_workers)
-        self.encoded = encode_map(kernel, target, shares, counts, blas_threads)
-        self.copies = self.encoded.copies
+        self.encoded = encoded
         self.pool: WorkerPool | None = None
 
     def run_on(self, pool: WorkerPool, shares: Sequence[Any], deadline: float | None) -> list[Any]:
@@ -282,86 +255,6 @@ def _preload_in_forkserver(context: Any) -> None:
     missing = [module for module in _PRELOAD if module not in preload]
     if missing:
         context.set_forkserver_preload([*preload, *missing])
-
-
-class MapSurvey(NamedTuple):
-    """What pickling a map for warm workers would do to the arrays it refers to.
-
-    Attributes:
-        foreign: writable arrays in shared memory that pashmap did not allocate (a
-            ``numpy.memmap`` opened ``'r+'``, a ``multiprocessing.shared_memory``
-            buffer), described for an error message: pickled, they would reach the
-            workers as copies and the kernel's writes to them would be lost.
-        copied_bytes: the bytes of array data that would be copied into the message
-            (arrays outside the memfd blocks, which travel as handles).
-    """
-
-    foreign: list[str]
-    copied_bytes: int
-
-
-def survey_map(*parts: Any) -> MapSurvey:
-    """Walk the objects a map would pickle (cloudpickle) and look at every array.
-
-    The arrays themselves are not serialised, so this costs what pickling the rest of
-    the map costs.
-
-    Raises:
-        Exception: whatever pickling the map raised.
-    """
-    import cloudpickle
-
-    foreign: list[str] = []
-    copied = 0
-
-    class Surveyor(cloudpickle.CloudPickler):  # type: ignore[misc]
-        def reducer_override(self, obj: Any) -> Any:
-            nonlocal copied
-            if isinstance(obj, np.ndarray) and obj.size:
-                block = owner_of(obj)
-                if block is not None and block.fd >= 0:
-                    pass  # travels as a handle
-                elif block is None and obj.flags.writeable and _in_foreign_mapping(obj):
-                    foreign.append(_describe_foreign(obj))
-                else:
-                    copied += obj.nbytes
-                return _nothing, ()
-            return super().reducer_override(obj)
-
-    Surveyor(_Discard(), protocol=pickle.HIGHEST_PROTOCOL).dump(parts)
-    return MapSurvey(foreign, copied)
-
-
-class _Discard:
-    """A file that forgets what is written to it."""
-
-    def write(self, data: Any) -> int:
-        return len(data)
-
-
-def _nothing() -> None:
-    return None
-
-
-def _in_foreign_mapping(array: NDArray[Any]) -> bool:
-    """Whether ``array`` lies in a shared ``mmap`` made outside pashmap."""
-    base: Any = array
-    while True:
-        if isinstance(base, mmap.mmap):
-            return is_shared(array)  # not a private (copy-on-write) mapping
-        if isinstance(base, memoryview):
-            base = base.obj
-        elif isinstance(base, np.ndarray) and base.base is not None:
-            base = base.base
-        else:
-            return False
-
-
-def _describe_foreign(array: NDArray[Any]) -> str:
-    kind = "a numpy.memmap" if isinstance(array, np.memmap) else "an array in an mmap"
-    filename = getattr(array, "filename", None)
-    where = f" of {filename}" if filename else ""
-    return f"{kind}{where} (shape {array.shape}, {array.dtype})"
 
 
 class _Starter:

@@ -38,6 +38,9 @@ __all__ = ["note_array", "row_mapper"]
 MADV_POPULATE_READ = 22
 
 _PAGE = mmap.PAGESIZE
+# Rows spanning fewer bytes are left to the kernel's faults: a few faults cost less
+# than asking (mincore and madvise calls), which small maps would pay at every share.
+_MIN_BYTES = 16 * _PAGE
 
 # Address of each live shared array's block -> (its owner, rows, bytes per row).
 _layouts: dict[int, tuple[weakref.ref[Any], int, int]] = {}
@@ -123,7 +126,10 @@ def row_mapper(
         if type(share) is not range or share.step != 1 or not _enabled:
             return
         for address, row_bytes in rows:
-            _map_resident(address + share.start * row_bytes, address + share.stop * row_bytes)
+            if (share.stop - share.start) * row_bytes >= _MIN_BYTES:
+                _map_resident(
+                    address + share.start * row_bytes, address + share.stop * row_bytes
+                )
 
     return map_rows
 

@@ -336,33 +336,26 @@ class ProcessContext(BaseContext):
                 writable arrays in shared memory pashmap did not allocate.
             ContextMismatchError: it holds an accumulator made for another context.
         """
-        from pashmap_shm.pool import PooledWorkers, survey_map
+        from pashmap_shm.pool import PooledWorkers
+        from pashmap_shm.wire import encode_map
 
+        limit = WARM_COPY_LIMIT if mode == _WARM_BLOCK else None
         try:
-            survey = survey_map(kernel, target, shares)
-        except ContextMismatchError:
-            raise
-        except Exception as exc:
-            self._refuse_unpicklable(exc, mode)
-            return None  # forked
-        if mode == _WARM_BLOCK and (survey.foreign or survey.copied_bytes > WARM_COPY_LIMIT):
-            return None
-        if survey.foreign:
-            raise self._foreign_error(survey.foreign)
-        try:
-            pooled = PooledWorkers(
-                kernel, target, shares, counts, self._blas_threads, self._num_workers
+            encoded = encode_map(
+                kernel, target, shares, counts, self._blas_threads, copy_limit=limit
             )
         except ContextMismatchError:
             raise
         except Exception as exc:
             self._refuse_unpicklable(exc, mode)
             return None  # forked
-        if pooled.copies:
-            if mode == _WARM_BLOCK:
-                return None
+        if mode == _WARM_BLOCK and (not encoded.complete or encoded.copies):
+            return None
+        if encoded.foreign:
+            raise self._foreign_error(encoded.foreign)
+        if encoded.copies:
             warn_about_copies()
-        return pooled
+        return PooledWorkers(encoded, self._num_workers)
 
     def _refuse_unpicklable(self, exc: Exception, mode: str) -> None:
         """Raise TypeError for a map that does not pickle, unless a warm block forks it."""

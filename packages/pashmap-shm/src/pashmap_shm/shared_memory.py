@@ -62,6 +62,7 @@ __all__ = [
     "cached_bytes",
     "clear_cache",
     "drop_inherited",
+    "foreign_mapping",
     "is_shared",
     "owner_of",
     "record_unmaps",
@@ -212,6 +213,32 @@ def owner_of(array: NDArray[Any]) -> Block | None:
             if address <= start < address + block.size:
                 return block
     return None
+
+
+def foreign_mapping(array: NDArray[Any]) -> str | None:
+    """Describe ``array`` if it is writable and lies in a shared ``mmap`` pashmap did not
+    make (a ``numpy.memmap`` opened ``'r+'``, a ``multiprocessing.shared_memory``
+    buffer); else ``None``.
+
+    Such an array reaches workers that did not inherit it (pickled) as a copy, so the
+    kernel's writes to it would be lost.
+    """
+    if not array.flags.writeable or owner_of(array) is not None:
+        return None
+    base: Any = array
+    while not isinstance(base, mmap.mmap):
+        if isinstance(base, memoryview):
+            base = base.obj
+        elif isinstance(base, np.ndarray) and base.base is not None:
+            base = base.base
+        else:
+            return None
+    if not is_shared(array):
+        return None  # a private (copy-on-write) mapping: nobody else sees the writes
+    kind = "a numpy.memmap" if isinstance(array, np.memmap) else "an array in an mmap"
+    filename = getattr(array, "filename", None)
+    where = f" of {filename}" if filename else ""
+    return f"{kind}{where} (shape {array.shape}, {array.dtype})"
 
 
 def is_shared(array: NDArray[Any]) -> bool:

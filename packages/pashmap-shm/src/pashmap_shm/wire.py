@@ -49,7 +49,7 @@ from numpy.typing import NDArray
 from pashmap import MapTarget
 from pashmap.contexts import decode_exception, encode_exception
 from pashmap.targets import qualified_name
-from pashmap_shm.shared_memory import owner_of
+from pashmap_shm.shared_memory import foreign_mapping, owner_of
 
 __all__ = [
     "BUFFER",
@@ -382,15 +382,29 @@ class EncodedMap(NamedTuple):
     """A map pickled for pooled workers (:func:`encode_map`).
 
     Attributes:
-        message: what :func:`send_map` sends.
+        message: what :func:`send_map` sends; empty when ``complete`` is false.
         fds: the descriptors of the memfd blocks it refers to, to send alongside.
         copies: how many writable arrays in anonymous shared memory (which only forked
             workers share) it holds: they would reach the workers as copies.
+        foreign: writable arrays in shared memory pashmap did not allocate, described
+            (:func:`pashmap_shm.shared_memory.foreign_mapping`): pickled, they would
+            reach the workers as copies and the kernel's writes to them would be lost.
+        copied_bytes: the bytes of array data copied into the message (arrays outside
+            the memfd blocks, which travel as handles), as far as pickling went.
+        complete: whether ``message`` is the whole map: not when it holds foreign
+            arrays, nor when pickling stopped at ``copy_limit``.
     """
 
     message: bytes
     fds: list[int]
     copies: int
+    foreign: list[str]
+    copied_bytes: int
+    complete: bool
+
+
+class _CopyLimitReached(Exception):  # noqa: N818 (a signal, not an error)
+    """Raised inside :func:`encode_map` to stop pickling a map that copies too much."""
 
 
 def encode_map(
@@ -399,8 +413,18 @@ def encode_map(
     shares: Sequence[Any],
     counts: NDArray[np.int64] | None,
     blas_threads: int | None,
+    *,
+    copy_limit: int | None = None,
 ) -> EncodedMap:
     """Pickle a map (cloudpickle, so closures and lambdas travel) for pooled workers.
+
+    One pass both pickles the map and looks at every array in it: the arrays of memfd
+    blocks travel as handles to the same memory; the others are copied and counted, and
+    the ones in foreign shared memory are noted (the message is then incomplete).
+
+    Args:
+        copy_limit: stop as soon as more bytes of array data than this would be copied
+            (the result is then incomplete); ``None``: no limit.
 
     Raises:
         Exception: whatever pickling the kernel or the target raised.
@@ -409,28 +433,46 @@ def encode_map(
 
     fds: dict[int, int] = {}  # serial -> fd of the blocks referred to
     copies = 0
+    copied = 0
+    foreign: list[str] = []
 
     class HandlePickler(cloudpickle.CloudPickler):  # type: ignore[misc]
         def reducer_override(self, obj: Any) -> Any:
-            nonlocal copies
-            if type(obj) is np.ndarray and obj.size:
+            nonlocal copies, copied
+            if isinstance(obj, np.ndarray) and obj.size:
                 block = owner_of(obj)
-                if block is not None and block.fd >= 0:
+                if block is not None and block.fd >= 0 and type(obj) is np.ndarray:
                     fds[block.serial] = block.fd
                     offset = int(obj.__array_interface__["data"][0]) - block.address
                     # A view with negative strides starts before its data pointer.
                     return _rebuild, (block.serial, offset, obj.shape, obj.strides, obj.dtype)
+                described = foreign_mapping(obj) if block is None else None
+                if described is not None:
+                    foreign.append(described)
+                    return _nothing, ()  # (the message will not be sent)
                 if block is not None and obj.flags.writeable:
                     copies += 1
+                copied += obj.nbytes
+                if copy_limit is not None and copied > copy_limit:
+                    raise _CopyLimitReached
             return super().reducer_override(obj)
 
     buffer = io.BytesIO()
-    HandlePickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(
-        (kernel, target, shares, counts, blas_threads)
-    )
+    try:
+        HandlePickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(
+            (kernel, target, shares, counts, blas_threads)
+        )
+    except _CopyLimitReached:
+        return EncodedMap(b"", [], copies, foreign, copied, complete=False)
+    if foreign:
+        return EncodedMap(b"", [], copies, foreign, copied, complete=False)
     serials = list(fds)
     message = pickle.dumps((serials, buffer.getvalue()), protocol=pickle.HIGHEST_PROTOCOL)
-    return EncodedMap(message, [fds[serial] for serial in serials], copies)
+    return EncodedMap(message, [fds[serial] for serial in serials], copies, [], copied, True)
+
+
+def _nothing() -> None:
+    return None
 
 
 def send_map(sock: socket.socket, message: bytes, fds: list[int]) -> None:
