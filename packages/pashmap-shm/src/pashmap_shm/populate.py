@@ -127,9 +127,7 @@ def row_mapper(
             return
         for address, row_bytes in rows:
             if (share.stop - share.start) * row_bytes >= _MIN_BYTES:
-                _map_resident(
-                    address + share.start * row_bytes, address + share.stop * row_bytes
-                )
+                _map_resident(address + share.start * row_bytes, address + share.stop * row_bytes)
 
     return map_rows
 
