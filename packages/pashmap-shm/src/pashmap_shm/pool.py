@@ -151,7 +151,7 @@ class WorkerPool:
         message = self.housekeeping(map_follows=False)
         for sock in self.sockets:
             with contextlib.suppress(OSError):  # a dead worker: the next map says so
-                send_map(sock, message, [])
+                send_map(sock, b"", [], message)
 
     def close(self) -> None:
         """Let the workers finish (end of file on their sockets), reap them."""
@@ -216,8 +216,7 @@ class PooledWorkers(WorkerSet):
             worker = WorkerProcess(worker_id, int(process.pid), sock.fileno())
             self.workers.append(worker)
             try:
-                send_map(sock, housekeeping, [])
-                send_map(sock, self.encoded.message, [queue_fd, *self.encoded.fds])
+                send_map(sock, self.encoded.message, [queue_fd, *self.encoded.fds], housekeeping)
             except OSError:
                 raise died_error(worker, self.exit_status(worker, wait=True) or 0) from None
         return self.workers

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import inspect
 import io
 import mmap
@@ -79,7 +80,7 @@ BUFFER = 4
 # kind, share index, payload length
 HEADER = struct.Struct("=BiQ")
 # a map: payload length, number of file descriptors
-MAP_HEADER = struct.Struct("=QI")
+MAP_HEADER = struct.Struct("=QIQ")  # message bytes, descriptors, note bytes
 _MAX_FDS = 253  # SCM_MAX_FD
 
 
@@ -429,54 +430,73 @@ def encode_map(
     Raises:
         Exception: whatever pickling the kernel or the target raised.
     """
+    pickler = _map_pickler()(io.BytesIO(), copy_limit)
+    try:
+        pickler.dump((kernel, target, shares, counts, blas_threads))
+    except _CopyLimitReached:
+        return EncodedMap(b"", [], pickler.copies, pickler.foreign, pickler.copied, False)
+    if pickler.foreign:
+        return EncodedMap(b"", [], pickler.copies, pickler.foreign, pickler.copied, False)
+    fds = pickler.fds
+    serials = list(fds)
+    message = pickle.dumps((serials, pickler.file.getvalue()), protocol=pickle.HIGHEST_PROTOCOL)
+    return EncodedMap(
+        message, [fds[serial] for serial in serials], pickler.copies, [], pickler.copied, True
+    )
+
+
+@functools.cache
+def _map_pickler() -> Any:
+    """The pickler class of :func:`encode_map` (made once: cloudpickle loads on demand)."""
     import cloudpickle
 
-    fds: dict[int, int] = {}  # serial -> fd of the blocks referred to
-    copies = 0
-    copied = 0
-    foreign: list[str] = []
+    class MapPickler(cloudpickle.CloudPickler):  # type: ignore[misc]
+        def __init__(self, file: io.BytesIO, copy_limit: int | None) -> None:
+            super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+            self.file = file
+            self.copy_limit = copy_limit
+            self.fds: dict[int, int] = {}  # serial -> fd of the blocks referred to
+            self.copies = 0
+            self.copied = 0
+            self.foreign: list[str] = []
 
-    class HandlePickler(cloudpickle.CloudPickler):  # type: ignore[misc]
         def reducer_override(self, obj: Any) -> Any:
-            nonlocal copies, copied
             if isinstance(obj, np.ndarray) and obj.size:
                 block = owner_of(obj)
                 if block is not None and block.fd >= 0 and type(obj) is np.ndarray:
-                    fds[block.serial] = block.fd
+                    self.fds[block.serial] = block.fd
                     offset = int(obj.__array_interface__["data"][0]) - block.address
                     # A view with negative strides starts before its data pointer.
                     return _rebuild, (block.serial, offset, obj.shape, obj.strides, obj.dtype)
                 described = foreign_mapping(obj) if block is None else None
                 if described is not None:
-                    foreign.append(described)
+                    self.foreign.append(described)
                     return _nothing, ()  # (the message will not be sent)
                 if block is not None and obj.flags.writeable:
-                    copies += 1
-                copied += obj.nbytes
-                if copy_limit is not None and copied > copy_limit:
+                    self.copies += 1
+                self.copied += obj.nbytes
+                if self.copy_limit is not None and self.copied > self.copy_limit:
                     raise _CopyLimitReached
             return super().reducer_override(obj)
 
-    buffer = io.BytesIO()
-    try:
-        HandlePickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(
-            (kernel, target, shares, counts, blas_threads)
-        )
-    except _CopyLimitReached:
-        return EncodedMap(b"", [], copies, foreign, copied, complete=False)
-    if foreign:
-        return EncodedMap(b"", [], copies, foreign, copied, complete=False)
-    serials = list(fds)
-    message = pickle.dumps((serials, buffer.getvalue()), protocol=pickle.HIGHEST_PROTOCOL)
-    return EncodedMap(message, [fds[serial] for serial in serials], copies, [], copied, True)
+    return MapPickler
 
 
 def _nothing() -> None:
     return None
 
 
-def send_map(sock: socket.socket, message: bytes, fds: list[int]) -> None:
-    """Send one map to a worker: the header with the descriptors, then the message.
+def send_map(sock: socket.socket, message: bytes, fds: list[int], note: bytes = b"") -> None:
+    """Send one map to a worker: the header with the descriptors, a note, the message.
+
+    One ``sendmsg`` carries it all when the kernel takes it whole (the usual case for
+    small maps); the rest follows with ``sendall``.
+
+    Args:
+        sock: the worker's socket.
+        message: the map (:func:`encode_map`), or empty.
+        fds: the descriptors to hand over with it.
+        note: what the worker must read before the map (the pool's housekeeping).
 
     Raises:
         OSError: the worker is gone.
@@ -487,12 +507,18 @@ def send_map(sock: socket.socket, message: bytes, fds: list[int]) -> None:
             f"a map refers to {len(fds) - 1} shared arrays, more than one message can hand "
             f"to a worker ({_MAX_FDS - 1}); gather them into fewer, larger arrays"
         )
-    socket.send_fds(sock, [MAP_HEADER.pack(len(message), len(fds))], fds)
-    sock.sendall(message)
+    head = MAP_HEADER.pack(len(message), len(fds), len(note)) + note
+    sent = socket.send_fds(sock, [head, message], fds)
+    if sent < len(head):
+        sock.sendall(head[sent:])
+        sent = len(head)
+    if sent < len(head) + len(message):
+        sock.sendall(memoryview(message)[sent - len(head) :])
 
 
-def receive_map(sock: socket.socket) -> tuple[bytes, list[int]] | None:
-    """In a worker: receive what :func:`send_map` sent; ``None`` at end of file."""
+def receive_map(sock: socket.socket) -> tuple[bytes, bytes, list[int]] | None:
+    """In a worker: receive what :func:`send_map` sent, as ``(note, message, fds)``;
+    ``None`` at end of file."""
     data, fds, _, _ = socket.recv_fds(sock, MAP_HEADER.size, _MAX_FDS)
     if not data:
         for fd in fds:
@@ -504,14 +530,25 @@ def receive_map(sock: socket.socket) -> tuple[bytes, list[int]] | None:
         if not more:
             return None
         header += more
-    length, _ = MAP_HEADER.unpack(header)
-    message = bytearray()
-    while len(message) < length:
-        chunk = sock.recv(min(length - len(message), 1 << 22))
+    length, _, note_length = MAP_HEADER.unpack(header)
+    note = _receive(sock, note_length)
+    message = _receive(sock, length)
+    if note is None or message is None:
+        return None
+    return note, message, fds
+
+
+def _receive(sock: socket.socket, length: int) -> bytes | None:
+    """Exactly ``length`` bytes from ``sock``; ``None`` at end of file."""
+    if not length:
+        return b""
+    received = bytearray()
+    while len(received) < length:
+        chunk = sock.recv(min(length - len(received), 1 << 22))
         if not chunk:
             return None
-        message += chunk
-    return bytes(message), fds
+        received += chunk
+    return bytes(received)
 
 
 # In a worker: serial -> the mapping of a block received for the current map.

@@ -246,8 +246,8 @@ def serve_maps(worker_id: int, sock: socket.socket, caller_pid: int) -> NoReturn
     """The life of a pooled worker: serve maps until the caller closes the socket.
 
     Each map arrives as :func:`pashmap_shm.wire.send_map` sent it: the share queue and
-    the memfd blocks as descriptors, the rest pickled. It is preceded by a message of
-    housekeeping: the blocks of shared memory the caller has unmapped since the last
+    the memfd blocks as descriptors, the rest pickled. Its note is the housekeeping
+    read first: the blocks of shared memory the caller has unmapped since the last
     map, whose inherited mappings this worker drops
     (:func:`pashmap_shm.shared_memory.drop_inherited`); :func:`pashmap_shm.clear_cache`
     sends one alone between maps. Before each map the worker also
@@ -265,16 +265,15 @@ def serve_maps(worker_id: int, sock: socket.socket, caller_pid: int) -> NoReturn
     mark_process_as_worker()
     code = 0
     try:
-        while (housekeeping := receive_map(sock)) is not None:
-            released, map_follows = pickle.loads(housekeeping[0])
+        while (received := receive_map(sock)) is not None:
+            housekeeping, message, fds = received
+            released, map_follows = pickle.loads(housekeeping)
             drop_inherited(released)
             if not map_follows:  # sent by clear_cache() between maps
                 continue
             with contextlib.suppress(Exception):  # another library's internals
                 _forget_open_files()
-            if (received := receive_map(sock)) is None:
-                break
-            _serve_one(worker_id, sock.fileno(), *received)
+            _serve_one(worker_id, sock.fileno(), message, fds)
     except BaseException:
         code = 1
     finally:
