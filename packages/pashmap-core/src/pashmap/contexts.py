@@ -32,6 +32,9 @@ workers are (threads, processes, machines):
   (:func:`lost_writes` gives the names, :func:`outside_values` what the kernel can
   name; :func:`user_stacklevel` points any warning of a context at the user's code).
 
+A worker that lives across maps runs :func:`reset_worker_state` before each map, so
+that packages can drop what it kept of earlier maps (:func:`register_worker_reset`).
+
 Register a context class in the ``pashmap.contexts`` entry-point group to make it
 available by name (:func:`context_names` lists them, :func:`create_context` makes one),
 and prove it with the conformance suite in :mod:`pashmap.testing`.
@@ -68,6 +71,7 @@ from pashmap.worker import (
     tear_down,
     worker_scope,
 )
+from pashmap.worker_reset import register_worker_reset, reset_worker_state
 
 __all__ = [
     "COMMON_OPTIONS",
@@ -104,6 +108,8 @@ __all__ = [
     "mark_process_as_worker",
     "outside_values",
     "progress_counts",
+    "register_worker_reset",
+    "reset_worker_state",
     "resolve_num_workers",
     "run_serially",
     "run_share",

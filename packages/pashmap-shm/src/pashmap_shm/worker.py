@@ -41,6 +41,7 @@ from pashmap import MapTarget
 from pashmap.contexts import (
     WorkerScope,
     mark_process_as_worker,
+    reset_worker_state,
     set_process_scope,
     share_runner,
     tear_down,
@@ -250,8 +251,8 @@ def serve_maps(worker_id: int, sock: socket.socket, caller_pid: int) -> NoReturn
     read first: the blocks of shared memory the caller has unmapped since the last
     map, whose inherited mappings this worker drops
     (:func:`pashmap_shm.shared_memory.drop_inherited`); :func:`pashmap_shm.clear_cache`
-    sends one alone between maps. Before each map the worker also
-    forgets the files EXtra-data keeps open (:func:`_forget_open_files`). End of file on
+    sends one alone between maps. Before each map the worker also runs the resets
+    packages registered (:func:`pashmap.contexts.reset_worker_state`). End of file on
     the socket (the caller closed the pool, or died) ends the worker.
 
     Args:
@@ -271,8 +272,7 @@ def serve_maps(worker_id: int, sock: socket.socket, caller_pid: int) -> NoReturn
             drop_inherited(released)
             if not map_follows:  # sent by clear_cache() between maps
                 continue
-            with contextlib.suppress(Exception):  # another library's internals
-                _forget_open_files()
+            reset_worker_state()  # (e.g. pashmap-xfel: EXtra-data's open files)
             _serve_one(worker_id, sock.fileno(), message, fds)
     except BaseException:
         code = 1
@@ -324,34 +324,6 @@ def _by_value(exc: BaseException) -> bytes:
             pickled: bytes = cloudpickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
             return pickled
         raise
-
-
-def _forget_open_files() -> None:
-    """Let the next map open EXtra-data's files afresh, as they are now on disk.
-
-    EXtra-data keeps one ``FileAccess`` per path in a registry, with the file's index
-    and an open HDF5 handle, and unpickling one hands back the registry's object for
-    that path when there is one. A warm worker still holds the objects of earlier maps
-    (and, forked from the caller, those the caller had then), so a file rewritten since
-    would be read through its old index and handle. Each handle is closed strongly
-    (every HDF5 object of the file too: HDF5 would otherwise hand an open file back
-    when the path is opened again) and the registry emptied; the next map unpickles
-    fresh objects from the caller's current state. Not imported here: looked for in
-    ``sys.modules``.
-    """
-    file_access = sys.modules.get("extra_data.file_access")
-    if file_access is None:
-        return
-    registry = file_access.file_access_registry
-    for handle in list(registry.values()):
-        h5file = getattr(handle, "_file", None)
-        if h5file is not None:
-            handle._file = None
-            with contextlib.suppress(Exception):  # an invalid id is as good as closed
-                h5file.close()
-        with contextlib.suppress(Exception):
-            file_access.open_files_limiter.closed(handle.filename)
-    registry.clear()
 
 
 def _exit_with(caller_pid: int) -> None:

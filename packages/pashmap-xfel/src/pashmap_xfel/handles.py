@@ -14,6 +14,9 @@ so that EXtra-data opens each file afresh, in the worker, on its next read. Clos
 in the child touches only the child's copies: the parent's HDF5 ids live in the parent's
 memory and stay open, and the files are read-only, so closing them writes nothing.
 
+:func:`forget_open_files` is what a warm worker runs before each map, so that files
+rewritten since the last map are read as they are now.
+
 This module does not import EXtra-data; it looks for it in ``sys.modules``.
 """
 
@@ -25,7 +28,9 @@ import sys
 import threading
 from typing import Any
 
-__all__ = ["close_inherited_files", "handles_pid"]
+from pashmap.contexts import register_worker_reset
+
+__all__ = ["close_inherited_files", "forget_open_files", "handles_pid"]
 
 # The process whose open files EXtra-data's FileAccess registry holds. A forked child
 # inherits this value, sees a different os.getpid() and knows its handles are inherited.
@@ -99,3 +104,34 @@ def _close_handle(handle: Any, file_access: Any) -> int:
     with contextlib.suppress(Exception):  # an already invalid id is as good as closed
         h5file.close()
     return 1
+
+
+def forget_open_files() -> None:
+    """Let the next map open EXtra-data's files afresh, as they are now on disk.
+
+    EXtra-data keeps one ``FileAccess`` per path in a registry, with the file's index
+    and an open HDF5 handle, and unpickling one hands back the registry's object for
+    that path when there is one. A warm worker still holds the objects of earlier maps
+    (and, forked from the caller, those the caller had then), so a file rewritten since
+    would be read through its old index and handle. Each handle is closed strongly
+    (every HDF5 object of the file too: HDF5 would otherwise hand an open file back
+    when the path is opened again) and the registry emptied; the next map unpickles
+    fresh objects from the caller's current state. Not imported here: looked for in
+    ``sys.modules``.
+    """
+    file_access = sys.modules.get("extra_data.file_access")
+    if file_access is None:
+        return
+    registry = file_access.file_access_registry
+    for handle in list(registry.values()):
+        h5file = getattr(handle, "_file", None)
+        if h5file is not None:
+            handle._file = None
+            with contextlib.suppress(Exception):  # an invalid id is as good as closed
+                h5file.close()
+        with contextlib.suppress(Exception):
+            file_access.open_files_limiter.closed(handle.filename)
+    registry.clear()
+
+
+register_worker_reset(forget_open_files)
