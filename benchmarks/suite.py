@@ -74,7 +74,12 @@ def run_once(impl: str, workload: str, workers: int, quick: bool) -> dict[str, A
     command = [sys.executable, str(HERE / "peers.py"), impl, workload, "--workers", str(workers)]
     if quick:
         command.append("--quick")
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    # Each measured process in a session of its own: with sched_autogroup the kernel
+    # shares CPU time between sessions, so a run competes with other sessions' load as
+    # one session, whatever it is (as in xfel_keydata_mean.py --sessions).
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=900, start_new_session=True
+    )
     if done.returncode:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
