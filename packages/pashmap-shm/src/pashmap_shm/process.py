@@ -35,9 +35,6 @@ See :mod:`pashmap_shm.collector` for what the caller makes of the workers' repor
 
 from __future__ import annotations
 
-import ast
-import inspect
-import sys
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -46,7 +43,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from pashmap import ContextMismatchError, MapTarget, WorkerDiedError
+from pashmap import ContextMismatchError, MapTarget
 from pashmap.contexts import (
     BaseContext,
     Order,
@@ -60,6 +57,7 @@ from pashmap.contexts import (
 )
 from pashmap_shm.blas_threads import BlasThreads, blas_controller, resolve_blas_threads
 from pashmap_shm.forked import ForkedWorkers
+from pashmap_shm.main_guard import explain_unguarded_main, refuse_in_reimported_main
 from pashmap_shm.shared_memory import allocate_shared, clear_cache
 from pashmap_shm.unshared_writes import warn_about_copies, warn_about_unshared_writes
 
@@ -285,23 +283,14 @@ class ProcessContext(BaseContext):
                     from pashmap_shm.pool import WorkerPool
 
                     if self._start_method != "fork":
-                        _check_not_importing_main(self._start_method)
+                        refuse_in_reimported_main(self._start_method)
                     self._pool = WorkerPool(self._num_workers, self._start_method)
                     self._pool.start()
                     if self._pool.unmaps is not None:
                         self._pool.unmaps.on_clear = _tidier(weakref.ref(self))
                 try:
-                    return pooled.run_on(self._pool, shares, deadline)
-                except WorkerDiedError as exc:
-                    # (A worker that failed to import the script exits with status 1.)
-                    where = None
-                    if self._start_method != "fork" and exc.exitcode == 1:
-                        where = _unguarded_main_line()
-                    if where is None:
-                        raise
-                    raise RuntimeError(
-                        _unguarded_main_message(self._start_method, where, "each worker")
-                    ) from exc
+                    with explain_unguarded_main(self._start_method):
+                        return pooled.run_on(self._pool, shares, deadline)
                 finally:
                     if not (self._persistent or self._warm_block):
                         self._stop_pool_locked()
@@ -451,68 +440,3 @@ def _check_start_method(start_method: object, context_name: str) -> str:
     if start_method not in multiprocessing.get_all_start_methods():
         raise ValueError(f"start_method={start_method!r} is not available on this platform")
     return str(start_method)
-
-
-def _check_not_importing_main(start_method: str) -> None:
-    """Refuse to start workers from a worker that is importing the main module.
-
-    A worker started by ``'forkserver'`` or ``'spawn'`` runs the main script again, as
-    module ``__mp_main__``, before it serves: code there that starts a map unguarded
-    lands here, in the worker.
-
-    Raises:
-        RuntimeError: this is such a worker (what to do: guard the entry point).
-    """
-    frame = inspect.currentframe()
-    while frame is not None:
-        if frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__mp_main__":
-            where = f"line {frame.f_lineno} of {frame.f_code.co_filename}"
-            raise RuntimeError(_unguarded_main_message(start_method, where, "this worker"))
-        frame = frame.f_back
-
-
-def _unguarded_main_line() -> str | None:
-    """Where the main script (directly or not) calls this map, when that is
-    module-level code outside any ``if __name__ ...:`` block; else ``None``.
-
-    Only used to explain workers that died: a script it misjudges still runs.
-    """
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    if main is None or not path:
-        return None  # (interactive, or a notebook: workers do not run it again)
-    frame = inspect.currentframe()
-    while frame is not None and not (
-        frame.f_code.co_name == "<module>" and frame.f_globals is vars(main)
-    ):
-        frame = frame.f_back
-    if frame is None:
-        return None
-    line = frame.f_lineno
-    try:
-        with open(path, "rb") as source:
-            tree = ast.parse(source.read())
-    except (OSError, SyntaxError, ValueError):
-        return None
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.If)
-            and node.lineno <= line <= (node.end_lineno or node.lineno)
-            and any(
-                isinstance(name, ast.Name) and name.id == "__name__" for name in ast.walk(node.test)
-            )
-        ):
-            return None
-    return f"line {line} of {path}"
-
-
-def _unguarded_main_message(start_method: str, where: str, who: str) -> str:
-    return (
-        f"under start_method={start_method!r} every worker process starts by importing "
-        "the main script again, which runs its module-level code; that code starts a "
-        f"map ({where}), so {who} tried to start workers of its own instead of serving "
-        "and exited. Protect the entry point of the script with "
-        "if __name__ == '__main__': (the code that runs the maps goes in that block), as "
-        "the 'Safe importing of main module' section of Python's multiprocessing "
-        "documentation asks, or use start_method='fork'"
-    )
