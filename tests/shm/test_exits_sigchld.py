@@ -112,11 +112,10 @@ def test_a_sigchld_handler_that_reaps_first() -> None:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.usefixtures("sigchld_ignored")
+@pytest.mark.usefixtures("pool_helper_processes", "sigchld_ignored")
 @pytest.mark.parametrize("start_method", ["fork", "forkserver"])
 def test_sigchld_ignored_warm_workers_say_why_the_status_is_unknown(start_method: str) -> None:
-    # (The fork server and resource tracker, started once, stay: start them first.)
-    ProcessContext(1, start_method=start_method).map(lambda wid, i, v: v, range(2))
+    # (The fork server and resource tracker run for this module: pool_helper_processes.)
     before = resources()
     with ProcessContext(2, start_method=start_method, persistent=True) as ctx:
         for attempt in range(4):

@@ -187,6 +187,8 @@ class WorkerSet:
                 break
             except KeyboardInterrupt:
                 self.interrupted = True
+        if isinstance(error, KeyboardInterrupt):
+            _settle_after_ctrl_c()
         if error is not None:
             try:
                 raise error
@@ -195,6 +197,29 @@ class WorkerSet:
         if self.interrupted:
             raise KeyboardInterrupt
         return collector.in_index_order()
+
+
+def _settle_after_ctrl_c() -> None:
+    """Absorb the Ctrl-Cs that follow the first one closely, before it is raised.
+
+    A hurried user presses Ctrl-C twice. When stopping the workers takes less time than
+    the gap between the two presses, the second would land in the frames the first is
+    unwinding through (pashmap's, or the user's ``except`` clause) and be chained to
+    it; presses within :data:`_CTRL_C_SETTLE` of the stop belong to the same request.
+    """
+    settled = time.monotonic() + _CTRL_C_SETTLE
+    while True:
+        try:  # (every call inside: an interrupt is raised just after a call)
+            left = settled - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(left)
+        except KeyboardInterrupt:
+            continue
+
+
+# How long after stopping an interrupted map further Ctrl-Cs are taken as the same one.
+_CTRL_C_SETTLE = 0.05
 
 
 class _QueuePipe:
