@@ -390,7 +390,7 @@ def _run_serially(kernel: Callable[..., R], target: Any, timeout: float | None) 
     return values
 
 
-# How many times a map resubmits shares the cluster cancelled on its own.
+# How many times a map runs again a share the cluster cancelled on its own.
 _RESUBMITS = 8
 
 
@@ -419,7 +419,7 @@ class _Map:
         self.futures: list[Any] = []
         self.scattered: Any = None
         self.arguments: tuple[Any, list[dict[int, NDArray[Any]]]] | None = None
-        self.resubmitted = 0
+        self.resubmitted: dict[int, int] = {}  # share -> times run again
 
     def run(self) -> list[Any]:
         context = self.context
@@ -569,11 +569,12 @@ class _Map:
             return False
         if any(f.status == "error" for f in self.futures):
             return False
-        if self.resubmitted >= _RESUBMITS:
+        again = self.resubmitted.get(k, 0) + 1
+        if again > _RESUBMITS:
             return False
-        self.resubmitted += 1
+        self.resubmitted[k] = again
         argument, slices = self.arguments
-        key = f"pashmap-{_label(self.kernel)}-{self.token}-{k}-again{self.resubmitted}"
+        key = f"pashmap-{_label(self.kernel)}-{self.token}-{k}-again{again}"
         future = self.client.submit(
             run_task, argument, k, self.shares[k], slices[k], key=key, pure=False
         )
