@@ -587,10 +587,20 @@ class _Map:
         from distributed import KilledWorker
 
         failed = next((f for f in self.futures if f.status == "error"), None)
+        waited = time.monotonic() + 5.0
+        while future.status == "cancelled" and failed is None and time.monotonic() < waited:
+            # The verdict on the share that killed the workers may come just after.
+            time.sleep(0.05)
+            failed = next((f for f in self.futures if f.status == "error"), None)
         if future.status == "cancelled" and failed is not None:
             # Another share's failure is why this one went: report that one.
-            k, future, result = self.futures.index(failed), failed, failed.exception()
-            result = (type(result), result, None)
+            try:
+                exception = failed.exception(timeout=5)
+            except Exception:  # its result is gone too: still the better report
+                exception = None
+            if exception is not None:
+                k, future = self.futures.index(failed), failed
+                result = (type(exception), exception, None)
         if future.status == "error":
             _, exc, _ = result
             if isinstance(exc, KilledWorker):
