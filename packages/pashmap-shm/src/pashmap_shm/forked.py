@@ -54,6 +54,7 @@ from pashmap_shm.collector import (
     WorkerSet,
 )
 from pashmap_shm.kernel_code import returns_only_none
+from pashmap_shm.value_files import ValueChannel, open_channel
 from pashmap_shm.worker import serve
 
 __all__ = ["ForkedWorkers"]
@@ -105,6 +106,10 @@ class ForkedWorkers(WorkerSet):
         self.returns_none = returns_only_none(kernel)
         self.blas = blas
         self.parent_pid = os.getpid()
+        # The value channel (large return values as memory files), made at the first
+        # fork of a kernel that may return values: (caller's end, workers' end).
+        self.channel: ValueChannel | None = None
+        self.channel_end: Any = None
 
     def start(self, count: int, queue_fd: int) -> list[WorkerProcess]:
         """Fork the next ``count`` workers; return them."""
@@ -144,10 +149,14 @@ class ForkedWorkers(WorkerSet):
         # sleeps (in poll), and every page the caller writes meanwhile is copied: so all
         # the bookkeeping is done before the fork, and after it only what must be.
         started = []
+        if self.channel is None and not self.returns_none:
+            caller_end, self.channel_end = open_channel()
+            self.channel = ValueChannel(caller_end)
         for _ in range(count):
             worker_id = len(self.workers)
             read_fd, write_fd = os.pipe()
             worker = WorkerProcess(worker_id, 0, read_fd)
+            worker.inbox.channel = self.channel
             self.workers.append(worker)
             started.append(worker)
             try:
@@ -171,6 +180,7 @@ class ForkedWorkers(WorkerSet):
                     self.counts,
                     self.returns_none,
                     self.parent_pid,
+                    self.channel_end,
                 )
             worker.pid = pid
             os.close(write_fd)
@@ -218,6 +228,10 @@ class ForkedWorkers(WorkerSet):
                 if fd >= 0:
                     os.close(fd)
             self.workers.clear()
+            channel, self.channel = self.channel, None
+            if channel is not None:  # (files still in it are closed with it)
+                channel.close()
+                self.channel_end.close()
         finally:
             _sigmask(signal.SIG_SETMASK, mask)
 

@@ -12,6 +12,10 @@ index, payload length) followed by the payload:
   the worker writes their memory straight to the pipe and the caller reads it straight
   into the memory of the array it returns, so a large value is never copied into a
   pickle on either side;
+* ``FILE``: the same for an array of :data:`~pashmap_shm.value_files.FILE_FROM` bytes or
+  more from a worker forked for the map: its memory went into a memory file whose
+  descriptor is in the map's value channel (:mod:`pashmap_shm.value_files`); the payload
+  names the file;
 * ``DONE``: the worker ran out of shares; the payload lists ``(share, count)`` for the
   shares whose values were all ``None``, so the caller can still return one value per
   element;
@@ -51,11 +55,13 @@ from pashmap import MapTarget
 from pashmap.contexts import decode_exception, encode_exception
 from pashmap.targets import qualified_name
 from pashmap_shm.shared_memory import foreign_mapping, owner_of
+from pashmap_shm.value_files import FILE_FROM, ValueChannel, send_as_file
 
 __all__ = [
     "BUFFER",
     "DONE",
     "ERROR",
+    "FILE",
     "HEADER",
     "RESULTS",
     "EncodedMap",
@@ -76,6 +82,7 @@ RESULTS = 1
 DONE = 2
 ERROR = 3
 BUFFER = 4
+FILE = 5
 
 # kind, share index, payload length
 HEADER = struct.Struct("=BiQ")
@@ -247,10 +254,14 @@ def _unpicklable_value(values: list[Any], share: object, error: Exception) -> Ty
     )
 
 
-def send_values(fd: int, share: int, pickled: bytes | PickledValues) -> None:
+def send_values(
+    fd: int, share: int, pickled: bytes | PickledValues, channel: socket.socket | None = None
+) -> None:
     """Send one share's values: each out-of-band buffer, then the pickle.
 
-    A buffer is written straight from the array's memory, copied nowhere on the way.
+    A buffer is written straight from the array's memory, copied nowhere on the way:
+    into a memory file sent on ``channel`` (the map's value channel, which workers forked
+    for the map have) when it is large, else into ``fd``.
 
     Raises:
         OSError: the pipe is broken (the caller is gone).
@@ -259,10 +270,18 @@ def send_values(fd: int, share: int, pickled: bytes | PickledValues) -> None:
         send(fd, RESULTS, share, pickled)
         return
     data, buffers = pickled
-    with contextlib.suppress(OSError):  # a socket, or a user at the pipe size limit
-        fcntl.fcntl(fd, _F_SETPIPE_SZ, _STREAM_PIPE_SIZE)
+    widened = False
     for buffer in buffers:
         with buffer.raw() as raw:
+            if channel is not None and raw.nbytes >= FILE_FROM:
+                name = send_as_file(channel, raw)
+                if name is not None:
+                    send(fd, FILE, share, name)
+                    continue
+            if not widened:
+                widened = True
+                with contextlib.suppress(OSError):  # a socket, or a user at the pipe limit
+                    fcntl.fcntl(fd, _F_SETPIPE_SZ, _STREAM_PIPE_SIZE)
             _write_all(fd, [HEADER.pack(BUFFER, share, raw.nbytes), raw])
     send(fd, RESULTS, share, data)
 
@@ -283,11 +302,15 @@ class Inbox:
 
     Messages are read into a byte buffer, except the body of a ``BUFFER``, which is read
     straight into the memory of the array that the ``RESULTS`` after it will refer to.
+
+    Args:
+        channel: the map's value channel, where the files of ``FILE`` messages are.
     """
 
-    __slots__ = ("_buffers", "_filled", "_large", "_pending")
+    __slots__ = ("_buffers", "_filled", "_large", "_pending", "channel")
 
-    def __init__(self) -> None:
+    def __init__(self, channel: ValueChannel | None = None) -> None:
+        self.channel = channel
         self._pending = bytearray()
         self._buffers: list[memoryview] = []  # read, for the next RESULTS
         self._large: memoryview | None = None  # the buffer being read
@@ -340,6 +363,12 @@ class Inbox:
                 continue
             if len(pending) < end:
                 break
+            if kind == FILE:
+                if self.channel is None:
+                    raise RuntimeError("pashmap-shm: a FILE message outside a forked map")
+                self._buffers.append(self.channel.receive(bytes(pending[body:end])))
+                start = end
+                continue
             if kind == RESULTS:
                 if self._buffers:
                     buffers, self._buffers = self._buffers, []

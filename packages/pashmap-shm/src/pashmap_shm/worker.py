@@ -133,6 +133,7 @@ def serve(
     counts: NDArray[np.int64] | None,
     returns_none: bool,
     parent_pid: int = 0,
+    channel: socket.socket | None = None,
 ) -> int:
     """Run shares until the queue is empty; report each share's values, then ``DONE``.
 
@@ -157,6 +158,8 @@ def serve(
             collected.
         parent_pid: for a worker forked for this map, the caller's process id: the worker
             dies with the caller, and leaves the process with ``os._exit`` at the end.
+        channel: the map's value channel (:mod:`pashmap_shm.value_files`), where large
+            return values go as memory files; ``None``: through ``result_fd``.
 
     Returns:
         For a pooled worker (no ``parent_pid``): 0 when the map ran, 1 when it failed and
@@ -220,7 +223,7 @@ def serve(
                     none_counts.append(share)
                     none_counts.append(len(values))
                 else:
-                    send_values(result_fd, share, pickled)
+                    send_values(result_fd, share, pickled, channel)
         except BaseException:
             leave_process_worker(failed=True)
             raise

@@ -1,0 +1,136 @@
+"""Large return values handed over as memory files, not streamed through a pipe.
+
+A worker forked for a map that returns a large array (``FILE_FROM`` bytes or more) writes
+the array's memory once into a memory file (``memfd_create``), sends the file's
+descriptor to the caller on the map's *value channel* (a datagram socket pair made
+before the forks; descriptors travel only on sockets) and reports a ``FILE`` message on
+its pipe, which names the file by a token. The caller maps the file and the returned
+array is that mapping: one copy in all (the worker's write), where a pipe costs two (into
+the pipe, out of it) and a round trip between the two processes for every megabyte.
+
+The caller's mapping is private (copy-on-write), so the array behaves as memory of the
+caller's own, as an array read from a pipe would: a process forked later (the next
+map's workers) sees it, but its writes stay its own, and ``pashmap_shm.is_shared`` says
+``False``. The pages are mapped at once (``MADV_POPULATE_READ``), so reading the array
+takes no page faults; a page the caller writes is copied first, as after a fork.
+
+Nothing can be left behind: a memory file has no name, a descriptor still in the
+channel when the map ends is closed with the channel, and the file's memory is freed
+with the last mapping (the array).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import mmap
+import os
+import socket
+import struct
+from typing import Any
+
+__all__ = ["FILE_FROM", "TOKEN", "ValueChannel", "open_channel", "send_as_file"]
+
+# Arrays from this size on go by memory file (when the worker has a channel): below it,
+# creating, mapping and unmapping a file costs more than two copies through a pipe.
+FILE_FROM = 1 << 20
+# What a FILE message carries: the array's size in bytes, the worker's process id and a
+# number of its own.
+TOKEN = struct.Struct("=Qqq")
+_MADV_POPULATE_READ = 22  # Linux 5.14+; older kernels map each page at first read
+_WRITE_MAX = 1 << 30  # bytes per pwrite call (Linux writes at most ~2 GiB in one)
+
+_numbers = itertools.count()  # (a forked worker inherits it; its pid tells it apart)
+
+
+def open_channel() -> tuple[socket.socket, socket.socket]:
+    """The value channel of one map: ``(caller's end, workers' end)``."""
+    caller, workers = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    caller.setblocking(False)
+    return caller, workers
+
+
+def send_as_file(channel: socket.socket, data: memoryview) -> bytes | None:
+    """Write ``data`` into a new memory file and send its descriptor on ``channel``.
+
+    Returns:
+        The body of the ``FILE`` message that names the file, to send on the worker's
+        pipe *after* this (the descriptor is then in the channel when the caller reads
+        it); ``None`` when no memory file can be made here (not Linux, out of
+        descriptors or memory): the caller of this sends ``data`` through the pipe.
+
+    Raises:
+        OSError: the channel is broken (the caller is gone).
+    """
+    try:
+        fd = os.memfd_create("pashmap-value", os.MFD_CLOEXEC)
+    except (AttributeError, OSError):
+        return None
+    try:
+        try:
+            offset, size = 0, data.nbytes
+            while offset < size:
+                offset += os.pwrite(fd, data[offset : offset + _WRITE_MAX], offset)
+        except OSError:  # no memory for the file: the pipe needs none
+            return None
+        body = TOKEN.pack(size, os.getpid(), next(_numbers))
+        socket.send_fds(channel, [body], [fd])
+        return body
+    finally:
+        os.close(fd)
+
+
+class ValueChannel:
+    """The caller's end of a map's value channel: maps the files the workers send.
+
+    Args:
+        sock: the caller's end (non-blocking) from :func:`open_channel`.
+    """
+
+    __slots__ = ("_early", "_sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._early: dict[bytes, int] = {}  # files of messages not read yet
+
+    def receive(self, body: bytes) -> memoryview:
+        """The memory of the file a ``FILE`` message with ``body`` names, mapped privately.
+
+        Raises:
+            RuntimeError: the file is not in the channel (the worker sends it first, so
+                this is a bug).
+        """
+        fd = self._early.pop(body, -1)
+        while fd < 0:
+            try:
+                message, fds, _, _ = socket.recv_fds(self._sock, TOKEN.size, 1)
+            except BlockingIOError:
+                raise RuntimeError(
+                    "pashmap-shm: a worker's returned value was announced but its memory "
+                    "file is not in the map's value channel (please report this bug)"
+                ) from None
+            if not fds:
+                continue
+            if message == body:
+                fd = fds[0]
+            else:
+                self._early[message] = fds[0]
+        try:
+            return _map_privately(fd, TOKEN.unpack(body)[0])
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        """Close the channel and every file received and not mapped."""
+        for fd in self._early.values():
+            os.close(fd)
+        self._early.clear()
+        self._sock.close()
+
+
+def _map_privately(fd: int, size: int) -> memoryview:
+    """``size`` bytes of file ``fd``, mapped copy-on-write, every page mapped now."""
+    region: Any = mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    with contextlib.suppress(OSError, ValueError):  # before Linux 5.14: faults instead
+        region.madvise(_MADV_POPULATE_READ)
+    return memoryview(region)
