@@ -1,4 +1,5 @@
-"""Large return values of workers forked per map arrive as memory files (issue 15 §3).
+"""Large return values arrive as memory files (issue 15 §3), from workers forked per map
+and from warm workers alike.
 
 The worker writes the array once into a memory file and the caller maps it: these tests
 look at the caller's own memory map (``/proc/self/maps``) to see that the path is taken,
@@ -20,15 +21,21 @@ import pytest
 from pashmap import NotSharedWarning
 from pashmap_shm import ProcessContext, is_shared
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("pool_helper_processes")]
 
 MIB = 1 << 20
 FILE_NAME = "pashmap-value"
 
 
-@pytest.fixture
-def ctx() -> Iterator[ProcessContext]:
-    context = ProcessContext(2)  # fork per map, the default
+@pytest.fixture(
+    params=[
+        pytest.param({}, id="fork"),  # workers forked per map (the default)
+        pytest.param({"persistent": True}, id="persistent"),
+        pytest.param({"start_method": "forkserver", "persistent": True}, id="forkserver"),
+    ]
+)
+def ctx(request: pytest.FixtureRequest) -> Iterator[ProcessContext]:
+    context = ProcessContext(2, **request.param)
     try:
         yield context
     finally:
@@ -106,6 +113,8 @@ def test_without_memory_files_values_come_through_the_pipe(
     ctx: ProcessContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A worker that cannot make a memory file (out of descriptors) streams the value."""
+    if ctx.start_method == "forkserver":
+        pytest.skip("fork-server workers do not inherit this test's patch")
 
     def no_file(name: str, flags: int = 0) -> int:
         raise OSError(24, "Too many open files")

@@ -47,6 +47,7 @@ from pashmap_shm.collector import (
     died_error,
 )
 from pashmap_shm.shared_memory import UnmapRecord, record_unmaps
+from pashmap_shm.value_files import ValueChannel, open_channel
 from pashmap_shm.wire import EncodedMap, send_map
 from pashmap_shm.worker import serve_maps
 
@@ -77,6 +78,8 @@ class WorkerPool:
         # the caller unmaps. (Fork-server and spawned workers inherit nothing.)
         self.unmaps: UnmapRecord | None = None
         self.uses_starter = False  # counted by the starter thread (see _Starter)
+        # Where the workers send large return values as memory files (one for the pool).
+        self.channel: ValueChannel | None = None
 
     def start(self) -> None:
         """Start the workers (from the long-lived starter thread, see the module).
@@ -91,18 +94,21 @@ class WorkerPool:
 
     def _start(self) -> None:
         context: Any = multiprocessing.get_context(self.start_method)
+        workers_end: socket.socket | None = None
         if self.start_method == "forkserver":
             _preload_in_forkserver(context)
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", FORK_WARNING, DeprecationWarning)
+                caller_end, workers_end = open_channel()
+                self.channel = ValueChannel(caller_end)
                 for worker_id in range(self.num_workers):
                     mine, theirs = socket.socketpair()
                     self.sockets.append(mine)
                     try:
                         process = context.Process(
                             target=serve_maps,
-                            args=(worker_id, theirs, os.getpid()),
+                            args=(worker_id, theirs, os.getpid(), workers_end),
                             name=f"pashmap-worker-{worker_id}",
                             daemon=True,
                         )
@@ -113,6 +119,9 @@ class WorkerPool:
         except BaseException:
             self.kill()
             raise
+        finally:
+            if workers_end is not None:
+                workers_end.close()
 
     @property
     def running(self) -> bool:
@@ -178,6 +187,9 @@ class WorkerPool:
             sock.close()
         self.processes.clear()
         self.sockets.clear()
+        channel, self.channel = self.channel, None
+        if channel is not None:  # (files still in it are closed with it)
+            channel.close()
 
     def exitcode(self, worker_id: int) -> int | None:
         """The exit code of a worker that ended (negative: killed by that signal)."""
@@ -214,6 +226,7 @@ class PooledWorkers(WorkerSet):
             zip(self.pool.processes, self.pool.sockets, strict=True)
         ):
             worker = WorkerProcess(worker_id, int(process.pid), sock.fileno())
+            worker.inbox.channel = self.pool.channel
             self.workers.append(worker)
             try:
                 send_map(sock, self.encoded.message, [queue_fd, *self.encoded.fds], housekeeping)

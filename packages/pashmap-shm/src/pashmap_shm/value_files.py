@@ -1,10 +1,11 @@
 """Large return values handed over as memory files, not streamed through a pipe.
 
-A worker forked for a map that returns a large array (``FILE_FROM`` bytes or more) writes
-the array's memory once into a memory file (``memfd_create``), sends the file's
-descriptor to the caller on the map's *value channel* (a datagram socket pair made
-before the forks; descriptors travel only on sockets) and reports a ``FILE`` message on
-its pipe, which names the file by a token. The caller maps the file and the returned
+A worker that returns a large array (``FILE_FROM`` bytes or more) writes the array's
+memory once into a memory file (``memfd_create``), sends the file's descriptor to the
+caller on the *value channel* (a datagram socket pair: one per map for workers forked
+for it, made before the forks; one per pool for warm workers; descriptors travel only
+on sockets) and reports a ``FILE`` message on its pipe or socket, which names the file
+by a token. The caller maps the file and the returned
 array is that mapping: one copy in all (the worker's write), where a pipe costs two (into
 the pipe, out of it) and a round trip between the two processes for every megabyte.
 
@@ -35,7 +36,7 @@ __all__ = ["FILE_FROM", "TOKEN", "ValueChannel", "open_channel", "send_as_file"]
 # creating, mapping and unmapping a file costs more than two copies through a pipe.
 FILE_FROM = 1 << 20
 # What a FILE message carries: the array's size in bytes, the worker's process id and a
-# number of its own.
+# number of its own (unique among the workers sharing a channel).
 TOKEN = struct.Struct("=Qqq")
 _MADV_POPULATE_READ = 22  # Linux 5.14+; older kernels map each page at first read
 _WRITE_MAX = 1 << 30  # bytes per pwrite call (Linux writes at most ~2 GiB in one)
@@ -44,7 +45,7 @@ _numbers = itertools.count()  # (a forked worker inherits it; its pid tells it a
 
 
 def open_channel() -> tuple[socket.socket, socket.socket]:
-    """The value channel of one map: ``(caller's end, workers' end)``."""
+    """A value channel: ``(caller's end, workers' end)``."""
     caller, workers = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     caller.setblocking(False)
     return caller, workers
@@ -81,7 +82,7 @@ def send_as_file(channel: socket.socket, data: memoryview) -> bytes | None:
 
 
 class ValueChannel:
-    """The caller's end of a map's value channel: maps the files the workers send.
+    """The caller's end of a value channel: maps the files the workers send.
 
     Args:
         sock: the caller's end (non-blocking) from :func:`open_channel`.

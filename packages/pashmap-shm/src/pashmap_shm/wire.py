@@ -13,9 +13,8 @@ index, payload length) followed by the payload:
   into the memory of the array it returns, so a large value is never copied into a
   pickle on either side;
 * ``FILE``: the same for an array of :data:`~pashmap_shm.value_files.FILE_FROM` bytes or
-  more from a worker forked for the map: its memory went into a memory file whose
-  descriptor is in the map's value channel (:mod:`pashmap_shm.value_files`); the payload
-  names the file;
+  more: its memory went into a memory file whose descriptor is in the value channel
+  (:mod:`pashmap_shm.value_files`); the payload names the file;
 * ``DONE``: the worker ran out of shares; the payload lists ``(share, count)`` for the
   shares whose values were all ``None``, so the caller can still return one value per
   element;
@@ -260,8 +259,8 @@ def send_values(
     """Send one share's values: each out-of-band buffer, then the pickle.
 
     A buffer is written straight from the array's memory, copied nowhere on the way:
-    into a memory file sent on ``channel`` (the map's value channel, which workers forked
-    for the map have) when it is large, else into ``fd``.
+    into a memory file sent on ``channel`` (the value channel) when it is large, else
+    into ``fd``.
 
     Raises:
         OSError: the pipe is broken (the caller is gone).
@@ -270,7 +269,7 @@ def send_values(
         send(fd, RESULTS, share, pickled)
         return
     data, buffers = pickled
-    widened = False
+    widened = False  # (the pipe, for buffers that go through it)
     for buffer in buffers:
         with buffer.raw() as raw:
             if channel is not None and raw.nbytes >= FILE_FROM:
@@ -365,7 +364,9 @@ class Inbox:
                 break
             if kind == FILE:
                 if self.channel is None:
-                    raise RuntimeError("pashmap-shm: a FILE message outside a forked map")
+                    raise RuntimeError(
+                        "pashmap-shm: a FILE message from a worker with no value channel"
+                    )
                 self._buffers.append(self.channel.receive(bytes(pending[body:end])))
                 start = end
                 continue

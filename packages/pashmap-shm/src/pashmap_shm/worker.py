@@ -246,7 +246,9 @@ def serve(
     return code
 
 
-def serve_maps(worker_id: int, sock: socket.socket, caller_pid: int) -> NoReturn:
+def serve_maps(
+    worker_id: int, sock: socket.socket, caller_pid: int, channel: socket.socket | None = None
+) -> NoReturn:
     """The life of a pooled worker: serve maps until the caller closes the socket.
 
     Each map arrives as :func:`pashmap_shm.wire.send_map` sent it: the share queue and
@@ -262,6 +264,8 @@ def serve_maps(worker_id: int, sock: socket.socket, caller_pid: int) -> NoReturn
         worker_id: this worker's id, passed to the kernel.
         sock: this worker's end of its socket pair with the caller.
         caller_pid: the process id of the caller; the worker exits when it ends.
+        channel: the pool's value channel (:mod:`pashmap_shm.value_files`), where large
+            return values go as memory files.
     """
     # Ctrl-C is the caller's business: it kills its workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -276,7 +280,7 @@ def serve_maps(worker_id: int, sock: socket.socket, caller_pid: int) -> NoReturn
             if not map_follows:  # sent by clear_cache() between maps
                 continue
             reset_worker_state()  # (e.g. pashmap-xfel: EXtra-data's open files)
-            _serve_one(worker_id, sock.fileno(), message, fds)
+            _serve_one(worker_id, sock.fileno(), message, fds, channel)
     except BaseException:
         code = 1
     finally:
@@ -286,7 +290,13 @@ def serve_maps(worker_id: int, sock: socket.socket, caller_pid: int) -> NoReturn
         os._exit(code)
 
 
-def _serve_one(worker_id: int, result_fd: int, message: bytes, fds: list[int]) -> None:
+def _serve_one(
+    worker_id: int,
+    result_fd: int,
+    message: bytes,
+    fds: list[int],
+    channel: socket.socket | None = None,
+) -> None:
     """Decode one map, set its BLAS limit and :func:`serve` it; close what it brought."""
     queue_fd, block_fds = fds[0], fds[1:]
     try:
@@ -297,7 +307,17 @@ def _serve_one(worker_id: int, result_fd: int, message: bytes, fds: list[int]) -
         except BaseException as exc:  # the caller stops the pool
             send_error(result_fd, -1, exc, dumps=_by_value)
             return
-        serve(worker_id, kernel, target, shares, queue_fd, result_fd, counts, returns_none=False)
+        serve(
+            worker_id,
+            kernel,
+            target,
+            shares,
+            queue_fd,
+            result_fd,
+            counts,
+            returns_none=False,
+            channel=channel,
+        )
     finally:
         os.close(queue_fd)
         for fd in block_fds:
