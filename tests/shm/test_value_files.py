@@ -79,9 +79,12 @@ def test_large_values_are_private_mappings_of_memory_files(ctx: ProcessContext) 
     assert not file_mappings()  # the memory went with the arrays
 
 
-def test_a_value_below_a_megabyte_stays_in_the_pipe(ctx: ProcessContext) -> None:
-    [value] = ctx.map(lambda w, i, v: np.ones(MIB // 8 - 1), range(1))
-    assert FILE_NAME not in mapping_of(value)
+def test_a_value_below_the_threshold_stays_in_the_pipe(ctx: ProcessContext) -> None:
+    from pashmap_shm.value_files import FILE_FROM
+
+    below, at = ctx.map(lambda w, i, v: np.ones(FILE_FROM - 1 + i, np.uint8), range(2))
+    assert FILE_NAME not in mapping_of(below)
+    assert FILE_NAME in mapping_of(at)
 
 
 def test_a_returned_array_behaves_as_the_callers_own_memory(ctx: ProcessContext) -> None:
@@ -139,3 +142,24 @@ def test_a_failed_map_leaves_no_file_behind(ctx: ProcessContext) -> None:
             ctx.map(fail_after_files, range(16), shares=8)
         gc.collect()
         assert not file_mappings()
+
+
+def test_past_the_mapping_budget_values_are_read_into_memory(
+    ctx: ProcessContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each mapped value is one entry of the process's memory map, which Linux limits
+    (vm.max_map_count): past the budget the caller reads the files instead."""
+    from pashmap_shm import value_files
+
+    gc.collect()  # (values of earlier tests, unmapped during the map, would count)
+    live = value_files._mapped[0] - value_files._mapped[1]
+    monkeypatch.setattr(value_files, "_LIVE_MAX", live + 2)
+    values = ctx.map(filled, range(6), shares=6)
+    where = [FILE_NAME in mapping_of(value) for value in values]
+    assert sorted(where) == [False] * 4 + [True] * 2  # (the first two to arrive)
+    for index, value in enumerate(values):
+        assert (value == index).all()
+    del values, value
+    gc.collect()  # the two mappings go, so the budget is free again
+    again = ctx.map(filled, range(2))
+    assert all(FILE_NAME in mapping_of(value) for value in again)
