@@ -18,9 +18,10 @@ it); "after" is the working tree. Both run in turn, round after round (A B A B .
 small maps are measured the same way, to show they did not get slower: per-map latency
 (16 elements; kernels returning ``None`` as in the peer suite, and returning their index),
 per-element overhead over 1e6 elements (writing into a shared array as in the peer
-suite, and returning a float), and many arrays just above and below the out-of-band
-threshold (64 KiB and 32 KiB). Figures are medians of the rounds; ratios are the
-medians of each round's after / before.
+suite, and returning a float), many arrays just above and below the out-of-band
+threshold (64 KiB and 32 KiB), and at and above the memory-file threshold (256 KiB and
+1 MiB). Figures are medians of the rounds; ratios are the medians of each round's
+after / before.
 """
 
 from __future__ import annotations
@@ -126,12 +127,13 @@ def small(case: str) -> dict[str, Any]:
     values = ctx.map(lambda w, i, v: 3 * v, inputs)
     figures["1e6 elements, returning floats"] = time.perf_counter() - start
     assert values[-1] == 3 * inputs[-1]
-    for kib in (32, 64):
+    for kib, count in ((32, 2000), (64, 2000), (256, 800), (1024, 200)):
         row = np.ones(kib * 128)
         start = time.perf_counter()
-        arrays = ctx.map(lambda w, i, v, row=row: row * i, range(2000))
-        figures[f"2000 arrays of {kib} KiB"] = time.perf_counter() - start
-        assert arrays[-1][0] == 1999
+        arrays = ctx.map(lambda w, i, v, row=row: row * i, range(count))
+        figures[f"{count} arrays of {kib} KiB"] = time.perf_counter() - start
+        assert arrays[-1][0] == count - 1
+        del arrays
     ctx.close()
     return figures
 
