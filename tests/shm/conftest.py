@@ -110,6 +110,23 @@ def _own_fds() -> int:
     return count
 
 
+@pytest.fixture(
+    params=[
+        pytest.param({}, id="fork"),  # workers forked per map (the default)
+        pytest.param({"persistent": True}, id="persistent"),
+        pytest.param({"start_method": "forkserver", "persistent": True}, id="forkserver"),
+    ]
+)
+def forked_or_warm(request: pytest.FixtureRequest) -> Iterator[ProcessContext]:
+    """A 2-worker ProcessContext of each way its workers run: forked per map, warm
+    (forked once), warm from the fork server (use with ``pool_helper_processes``)."""
+    context = ProcessContext(2, **request.param)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
 @pytest.fixture
 def no_leaks() -> Iterator[None]:
     """Fail the test if it leaves a child, a file descriptor or shared memory behind."""

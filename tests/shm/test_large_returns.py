@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +20,12 @@ from pashmap_shm import ProcessContext
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("pool_helper_processes")]
 
-WORKERS = [
-    pytest.param({}, id="fork"),
-    pytest.param({"persistent": True}, id="persistent"),
-    pytest.param({"start_method": "forkserver", "persistent": True}, id="forkserver"),
-]
 ROW = 1 << 17  # float64: 1 MiB, well above the out-of-band threshold
 
 
-@pytest.fixture(params=WORKERS)
-def ctx(request: pytest.FixtureRequest) -> Iterator[ProcessContext]:
-    context = ProcessContext(2, **request.param)
-    try:
-        yield context
-    finally:
-        context.close()
+@pytest.fixture
+def ctx(forked_or_warm: ProcessContext) -> ProcessContext:
+    return forked_or_warm
 
 
 def large(index: int) -> np.ndarray:

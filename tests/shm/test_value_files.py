@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import os
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -27,19 +26,9 @@ MIB = 1 << 20
 FILE_NAME = "pashmap-value"
 
 
-@pytest.fixture(
-    params=[
-        pytest.param({}, id="fork"),  # workers forked per map (the default)
-        pytest.param({"persistent": True}, id="persistent"),
-        pytest.param({"start_method": "forkserver", "persistent": True}, id="forkserver"),
-    ]
-)
-def ctx(request: pytest.FixtureRequest) -> Iterator[ProcessContext]:
-    context = ProcessContext(2, **request.param)
-    try:
-        yield context
-    finally:
-        context.close()
+@pytest.fixture
+def ctx(forked_or_warm: ProcessContext) -> ProcessContext:
+    return forked_or_warm
 
 
 def mapping_of(array: np.ndarray) -> str:
