@@ -5,15 +5,17 @@ memory once into a memory file (``memfd_create``), sends the file's descriptor t
 caller on the *value channel* (a datagram socket pair: one per map for workers forked
 for it, made before the forks; one per pool for warm workers; descriptors travel only
 on sockets) and reports a ``FILE`` message on its pipe or socket, which names the file
-by a token. The caller maps the file and the returned
-array is that mapping: one copy in all (the worker's write), where a pipe costs two (into
-the pipe, out of it) and a round trip between the two processes for every megabyte.
+by a token. The caller maps the file and the returned array is that mapping: one copy
+in all (the worker's write), where a pipe costs two (into the pipe, out of it) and a
+round trip between the two processes for every megabyte.
 
 The caller's mapping is private (copy-on-write), so the array behaves as memory of the
 caller's own, as an array read from a pipe would: a process forked later (the next
 map's workers) sees it, but its writes stay its own, and ``pashmap_shm.is_shared`` says
 ``False``. The pages are mapped at once (``MADV_POPULATE_READ``), so reading the array
-takes no page faults; a page the caller writes is copied first, as after a fork.
+takes no page faults; a page the caller writes is copied first, as after a fork, and the
+file's page stays until the array is freed: an array the caller rewrites in full holds
+twice its size meanwhile (an array it only reads, the usual case, holds its size).
 
 Each such value is one entry in the caller's memory map, and Linux allows a process
 ``vm.max_map_count`` of them (65530 by default) for everything it maps. So at most
