@@ -110,3 +110,32 @@ def test_stop_signal_stops_a_runner_between_elements() -> None:
         with pytest.raises(KeyboardInterrupt):
             run(range(10))
         assert seen == [0, 1, 2, 3]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("trial", range(3))
+def test_ctrl_c_delivered_to_a_worker_thread_still_stops_the_map(
+    trial: int, interrupted: threading.Event
+) -> None:
+    # A Ctrl-C that lands on another thread than the caller's (or just before the
+    # caller's wait blocks) only sets CPython's "signal pending" flag: nothing wakes a
+    # wait that has no end. The caller must still see it, and soon.
+    with pm.use_context(ThreadContext(2)):
+        n = 400
+        out = pm.zeros(n)
+        sent = threading.Event()
+
+        def slow(worker_id: int, index: int, value: float) -> None:
+            if not sent.is_set():
+                sent.set()
+                time.sleep(0.2)  # the caller is waiting by now
+                signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+            interrupted.wait(10)
+            time.sleep(0.001)
+            out[index] = 1.0
+
+        start = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            pm.map(slow, np.zeros(n))
+        assert interrupted.is_set()
+        assert time.monotonic() - start < 8  # seen while the kernels still waited for it

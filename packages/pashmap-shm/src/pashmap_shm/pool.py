@@ -56,6 +56,7 @@ __all__ = ["PooledWorkers", "WorkerPool"]
 T = TypeVar("T")
 
 _JOIN_TIMEOUT = 2.0
+_WAIT_SLICE = 0.1  # seconds; waits go in slices so that a Ctrl-C is seen promptly
 # Imported by the fork server once, not by every worker it starts. (Kernels arrive
 # pickled by cloudpickle, whose functions unpickle through it.)
 _PRELOAD = ("pashmap_shm.worker", "cloudpickle")
@@ -319,9 +320,11 @@ def _in_starter_thread(start: Callable[[], T]) -> T:
     outcome: list[Any] = []
     requests.put((start, outcome, done))
     try:
-        done.wait()
+        while not done.wait(_WAIT_SLICE):  # (in slices: a Ctrl-C just before a wait is seen)
+            pass
     except BaseException:
-        done.wait()
+        while not done.wait(_WAIT_SLICE):
+            pass
         raise
     if outcome[0]:
         raise outcome[1]

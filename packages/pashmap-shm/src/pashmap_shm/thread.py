@@ -47,6 +47,11 @@ R = TypeVar("R")
 # After Ctrl-C or a kernel exception, how long the caller waits for the threads to finish
 # the element they are running (they start no other) before it raises anyway.
 _STOP_GRACE = 5.0
+# The caller waits for its threads in slices this long. A signal (Ctrl-C) that arrives
+# just before a blocking lock acquire starts is not seen until the acquire returns
+# (CPython checks for signals before blocking, and nothing wakes the acquire): an
+# unbounded wait could sit on a Ctrl-C until the map ended by itself.
+_WAIT_SLICE = 0.1
 
 
 class ThreadContext(BaseContext):
@@ -293,7 +298,9 @@ class _Finished:
     A bare lock, held until the worker ends, rather than a ``threading.Event``: a
     Ctrl-C landing inside ``Event.wait`` (in its condition's bookkeeping) can leave the
     event unusable, and the caller must be able to wait again right after one. Acquiring
-    a lock is one call, which a signal interrupts cleanly.
+    a lock is one call, which a signal interrupts cleanly. The wait goes in slices of
+    ``_WAIT_SLICE`` so that a Ctrl-C that came just before an acquire began is still
+    seen within one slice.
     """
 
     __slots__ = ("_lock", "done")
@@ -309,8 +316,11 @@ class _Finished:
 
     def wait(self, timeout: float | None) -> bool:
         """Wait until set or ``timeout`` seconds (``None``: no limit); whether it is set."""
-        if self.done:
-            return True
-        if self._lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
-            self._lock.release()
+        end = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        while not self.done:
+            left = _WAIT_SLICE if end is None else min(_WAIT_SLICE, end - time.monotonic())
+            if left <= 0:
+                break
+            if self._lock.acquire(timeout=left):
+                self._lock.release()
         return self.done
