@@ -32,11 +32,10 @@ from typing import TYPE_CHECKING, Any
 from pashmap_shm._version import __version__
 
 if TYPE_CHECKING:
-    from pashmap.contexts import KernelError, RemoteTraceback
+    from pashmap.contexts import KernelError, NotSharedWarning, RemoteTraceback
     from pashmap_shm.process import ProcessContext
     from pashmap_shm.shared_memory import cached_bytes, clear_cache, is_shared, set_cache_limit
     from pashmap_shm.thread import ThreadContext
-    from pashmap_shm.unshared_writes import NotSharedWarning
 
 __all__ = [
     "KernelError",
@@ -56,7 +55,7 @@ _LAZY = {
     "ThreadContext": "pashmap_shm.thread",
     "KernelError": "pashmap.contexts",
     "RemoteTraceback": "pashmap.contexts",
-    "NotSharedWarning": "pashmap_shm.unshared_writes",
+    "NotSharedWarning": "pashmap.contexts",
     "cached_bytes": "pashmap_shm.shared_memory",
     "clear_cache": "pashmap_shm.shared_memory",
     "is_shared": "pashmap_shm.shared_memory",

@@ -6,7 +6,7 @@
 of a Unix socket pair, on which it serves maps (:func:`pashmap_shm.worker.serve_maps`).
 :class:`PooledWorkers` is the worker set of one map on them: the map, pickled once, is
 sent to every worker with the share queue and the shared arrays as file descriptors
-(:mod:`pashmap_shm.wire`), and the replies are collected exactly like those of forked
+(:mod:`pashmap_shm.map_messages`), and the replies are collected exactly like those of forked
 workers. A worker that dies closes its socket: the caller sees the end of file at
 once and raises :class:`pashmap.WorkerDiedError`. After any failure (kernel error,
 timeout, dead worker, Ctrl-C) the whole pool is killed and a new one started by the next
@@ -20,7 +20,7 @@ of the caller (a ``ThreadPoolExecutor``, a web handler) would die with that thre
 Before each map the workers are told which blocks of shared memory the caller has
 unmapped since the last one, so that workers forked from the caller drop their
 inherited mappings of them too (:func:`pashmap_shm.shared_memory.drop_inherited`).
-Pickling a map (:func:`pashmap_shm.wire.encode_map`) also says whether it refers to
+Pickling a map (:func:`pashmap_shm.map_messages.encode_map`) also says whether it refers to
 memory that would reach the workers as a copy.
 """
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import pickle
 import queue
 import signal
 import socket
@@ -38,6 +37,10 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+import numpy as np
+from numpy.typing import NDArray
+
+from pashmap import MapTarget
 from pashmap_shm.collector import (
     FORK_WARNING,
     STATUS_UNKNOWN,
@@ -46,9 +49,9 @@ from pashmap_shm.collector import (
     WorkerSet,
     died_error,
 )
+from pashmap_shm.map_messages import EncodedMap, encode_map, send_map
 from pashmap_shm.shared_memory import UnmapRecord, record_unmaps
 from pashmap_shm.value_files import ValueChannel, open_channel
-from pashmap_shm.wire import EncodedMap, send_map
 from pashmap_shm.worker import serve_maps
 
 __all__ = ["PooledWorkers", "WorkerPool"]
@@ -151,17 +154,16 @@ class WorkerPool:
             self.uses_starter = False
             _starter_released()
 
-    def housekeeping(self, *, map_follows: bool = True) -> bytes:
+    def released(self) -> list[int]:
         """What every worker must do before the next map: the blocks to drop."""
-        released = self.unmaps.take() if self.unmaps is not None else []
-        return pickle.dumps((released, map_follows), protocol=pickle.HIGHEST_PROTOCOL)
+        return self.unmaps.take() if self.unmaps is not None else []
 
     def tidy(self) -> None:
         """Tell idle workers now which blocks to drop (call with no map running)."""
-        message = self.housekeeping(map_follows=False)
+        released = self.released()
         for sock in self.sockets:
             with contextlib.suppress(OSError):  # a dead worker: the next map says so
-                send_map(sock, b"", [], message)
+                send_map(sock, b"", [], released)
 
     def close(self) -> None:
         """Let the workers finish (end of file on their sockets), reap them."""
@@ -204,7 +206,7 @@ class PooledWorkers(WorkerSet):
     """The worker set of one map on warm workers: the map, pickled once, goes to all.
 
     Args:
-        encoded: the map, pickled by :func:`pashmap_shm.wire.encode_map` (complete);
+        encoded: the map, pickled by :func:`pashmap_shm.map_messages.encode_map` (complete);
             arrays in memfd blocks travel in it as handles to the same memory.
         num_workers: the pool's number of workers.
     """
@@ -214,6 +216,29 @@ class PooledWorkers(WorkerSet):
         self.encoded = encoded
         self.pool: WorkerPool | None = None
 
+    @classmethod
+    def pickling(
+        cls,
+        kernel: Callable[..., Any],
+        target: MapTarget[Any],
+        shares: Sequence[Any],
+        counts: NDArray[np.int64] | None,
+        blas_threads: int | None,
+        num_workers: int,
+        *,
+        copy_limit: int | None = None,
+    ) -> PooledWorkers:
+        """The worker set of a map pickled once (:func:`pashmap_shm.map_messages.encode_map`).
+
+        Its :attr:`encoded` says whether the map is complete, and what it copies: check
+        before running it.
+
+        Raises:
+            Exception: whatever pickling the kernel or the target raised.
+        """
+        encoded = encode_map(kernel, target, shares, counts, blas_threads, copy_limit=copy_limit)
+        return cls(encoded, num_workers)
+
     def run_on(self, pool: WorkerPool, shares: Sequence[Any], deadline: float | None) -> list[Any]:
         """Run the map on ``pool``'s workers (:meth:`WorkerSet.map`)."""
         self.pool = pool
@@ -222,7 +247,7 @@ class PooledWorkers(WorkerSet):
     def start(self, count: int, queue_fd: int) -> list[WorkerProcess]:
         """Send the map to every warm worker (they are all running: ``count`` is moot)."""
         assert self.pool is not None
-        housekeeping = self.pool.housekeeping()
+        released = self.pool.released()
         for worker_id, (process, sock) in enumerate(
             zip(self.pool.processes, self.pool.sockets, strict=True)
         ):
@@ -230,7 +255,7 @@ class PooledWorkers(WorkerSet):
             worker.inbox.channel = self.pool.channel
             self.workers.append(worker)
             try:
-                send_map(sock, self.encoded.message, [queue_fd, *self.encoded.fds], housekeeping)
+                send_map(sock, self.encoded.message, [queue_fd, *self.encoded.fds], released)
             except OSError:
                 raise died_error(worker, self.exit_status(worker, wait=True) or 0) from None
         return self.workers

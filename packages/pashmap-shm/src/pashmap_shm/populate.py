@@ -26,13 +26,14 @@ import contextlib
 import ctypes
 import functools
 import mmap
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-__all__ = ["note_array", "row_mapper"]
+from pashmap_shm.shared_memory import row_layouts
+
+__all__ = ["row_mapper"]
 
 # From <linux/mman.h>: Python's mmap module names it only from 3.13 on.
 MADV_POPULATE_READ = 22
@@ -42,8 +43,6 @@ _PAGE = mmap.PAGESIZE
 # than asking (mincore and madvise calls), which small maps would pay at every share.
 _MIN_BYTES = 16 * _PAGE
 
-# Address of each live shared array's block -> (its owner, rows, bytes per row).
-_layouts: dict[int, tuple[weakref.ref[Any], int, int]] = {}
 _advice = MADV_POPULATE_READ
 _enabled = True
 
@@ -55,25 +54,6 @@ try:
     _madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
 except (OSError, AttributeError):  # not Linux
     _enabled = False
-
-
-def note_array(address: int, owner: object, shape: tuple[int, ...], nbytes: int) -> None:
-    """Remember the rows of a C-ordered array allocated at ``address`` (a block's start).
-
-    Args:
-        address: where the array's data starts (page-aligned).
-        owner: the object whose life is the array's; the entry is dropped with it.
-        shape: the array's shape (its first axis are the rows).
-        nbytes: the array's size in bytes.
-    """
-    if not _enabled or not shape or shape[0] < 2:
-        return
-
-    def forget(ref: weakref.ref[Any]) -> None:
-        if _layouts.get(address, (None,))[0] is ref:
-            del _layouts[address]
-
-    _layouts[address] = (weakref.ref(owner, forget), shape[0], nbytes // shape[0])
 
 
 def row_mapper(
@@ -94,12 +74,12 @@ def row_mapper(
         ``target`` has elements, or ``None`` when there is none (or ``target`` has no
         length).
     """
-    if not _enabled or (forked and not _layouts) or not hasattr(target, "__len__"):
+    if not _enabled or (forked and not row_layouts) or not hasattr(target, "__len__"):
         return None
     length = len(target)
     candidates = {
         address: row_bytes
-        for address, (owner, rows, row_bytes) in list(_layouts.items())
+        for address, (owner, rows, row_bytes) in list(row_layouts.items())
         if forked and rows == length and owner() is not None
     }
     outputs: dict[int, int] = {}  # address -> bytes per row

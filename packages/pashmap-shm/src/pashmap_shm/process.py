@@ -22,10 +22,10 @@ ProcessContext.run
   split_target -> shares
   mode?  fork per map --> ForkedWorkers  --fork---> worker.serve (inherits all)
          pooled/warm  --> PooledWorkers  --socket-> worker.serve_maps -> serve
-                          (the map pickled once, wire.encode_map)
+                          (the map pickled once, PooledWorkers.pickling)
   WorkerSet.map (collector):
     share numbers  ------------ queue pipe ------>  read a share, run the kernel
-    poll all pipes <-- BUFFER/RESULTS/DONE/ERROR --  report (wire)
+    poll all pipes <-- BUFFER/RESULTS/DONE/ERROR --  report (wire, return_values)
   values in index order; shared arrays hold what the kernels wrote
 ```
 
@@ -326,25 +326,31 @@ class ProcessContext(BaseContext):
             ContextMismatchError: it holds an accumulator made for another context.
         """
         from pashmap_shm.pool import PooledWorkers
-        from pashmap_shm.wire import encode_map
 
         limit = WARM_COPY_LIMIT if mode == _WARM_BLOCK else None
         try:
-            encoded = encode_map(
-                kernel, target, shares, counts, self._blas_threads, copy_limit=limit
+            workers = PooledWorkers.pickling(
+                kernel,
+                target,
+                shares,
+                counts,
+                self._blas_threads,
+                self._num_workers,
+                copy_limit=limit,
             )
         except ContextMismatchError:
             raise
         except Exception as exc:
             self._refuse_unpicklable(exc, mode)
             return None  # forked
+        encoded = workers.encoded
         if mode == _WARM_BLOCK and (not encoded.complete or encoded.copies):
             return None
         if encoded.foreign:
             raise self._foreign_error(encoded.foreign)
         if encoded.copies:
             warn_about_copies()
-        return PooledWorkers(encoded, self._num_workers)
+        return workers
 
     def _refuse_unpicklable(self, exc: Exception, mode: str) -> None:
         """Raise TypeError for a map that does not pickle, unless a warm block forks it."""

@@ -8,11 +8,11 @@ backends:
   nothing in ``/dev/shm`` and holds no file descriptor;
 * a ``memfd`` (an anonymous file in memory), for workers that were not forked after the
   allocation (``forkserver``, ``spawn``, warm workers): its descriptor can be handed to
-  them, and they map the same pages (see :mod:`pashmap_shm.wire`).
+  them, and they map the same pages (see :mod:`pashmap_shm.map_messages`).
 
 :func:`owner_of` finds the block holding an array's data (views included). The rows of
-each C-ordered array are noted for forked workers, which map the rows they are about to
-write when those are in memory already (:mod:`pashmap_shm.populate`).
+each C-ordered array are noted in :data:`row_layouts` for forked workers, which map the
+rows they are about to write when those are in memory already (:mod:`pashmap_shm.populate`).
 
 Writing fresh anonymous memory is slow, since the kernel faults in and zeroes every
 page on first touch, so programs that allocate, map and drop arrays of the same size in
@@ -52,7 +52,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pashmap.contexts import Order, available_memory, format_bytes
-from pashmap_shm.populate import note_array
 
 __all__ = [
     "Block",
@@ -66,6 +65,7 @@ __all__ = [
     "is_shared",
     "owner_of",
     "record_unmaps",
+    "row_layouts",
     "set_cache_limit",
 ]
 
@@ -132,6 +132,9 @@ _records: weakref.WeakSet[UnmapRecord] = weakref.WeakSet()
 # In a warm worker: inherited blocks dropped (kept so that their mmap objects never unmap
 # the reservations that replaced them).
 _dropped: list[Block] = []
+# Start address of each live C-ordered array's block -> (its owner, rows, bytes per row):
+# what forked workers map ahead of their writes (:mod:`pashmap_shm.populate`).
+row_layouts: dict[int, tuple[weakref.ref[Any], int, int]] = {}
 _PROT_NONE = 0
 _MAP_FIXED = 0x10
 _MAP_NORESERVE = 0x4000
@@ -196,8 +199,20 @@ def allocate_shared(
     raw: NDArray[np.uint8] = np.asarray(owner)
     out: NDArray[Any] = np.ndarray(shape, dtype=dtype, buffer=raw, order=order)
     if order == "C" or len(shape) == 1:
-        note_array(block.address, owner, shape, nbytes)  # (its rows, for forked workers)
+        _note_rows(block.address, owner, shape, nbytes)
     return out
+
+
+def _note_rows(address: int, owner: object, shape: tuple[int, ...], nbytes: int) -> None:
+    """Note the rows of an array allocated at ``address`` while ``owner`` lives."""
+    if not shape or shape[0] < 2:
+        return
+
+    def forget(ref: weakref.ref[Any]) -> None:
+        if row_layouts.get(address, (None,))[0] is ref:
+            del row_layouts[address]
+
+    row_layouts[address] = (weakref.ref(owner, forget), shape[0], nbytes // shape[0])
 
 
 def owner_of(array: NDArray[Any]) -> Block | None:

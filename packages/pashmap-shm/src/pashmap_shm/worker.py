@@ -10,7 +10,7 @@
   Every page it writes is first copied from the caller, so the loop touches as little as
   it can;
 * a pooled worker (:mod:`pashmap_shm.pool`) runs :func:`serve_maps`: it receives map
-  after map on its socket (:mod:`pashmap_shm.wire`) and runs :func:`serve` for each.
+  after map on its socket (:mod:`pashmap_shm.map_messages`) and runs :func:`serve` for each.
 
 Either way the worker is one worker for the whole of its part of a map, in every thread
 it has (:func:`enter_process_worker`).
@@ -47,18 +47,10 @@ from pashmap.contexts import (
     tear_down,
 )
 from pashmap_shm.blas_threads import blas_controller, limit_blas_threads
+from pashmap_shm.map_messages import decode_map, forget_received, receive_map
 from pashmap_shm.populate import row_mapper
-from pashmap_shm.shared_memory import drop_inherited
-from pashmap_shm.wire import (
-    DONE,
-    decode_map,
-    forget_received,
-    pickle_values,
-    receive_map,
-    send,
-    send_error,
-    send_values,
-)
+from pashmap_shm.return_values import pickle_values, send_values
+from pashmap_shm.wire import DONE, send, send_error
 
 __all__ = ["enter_process_worker", "leave_process_worker", "serve", "serve_maps"]
 
@@ -251,14 +243,13 @@ def serve_maps(
 ) -> NoReturn:
     """The life of a pooled worker: serve maps until the caller closes the socket.
 
-    Each map arrives as :func:`pashmap_shm.wire.send_map` sent it: the share queue and
-    the memfd blocks as descriptors, the rest pickled. Its note is the housekeeping
-    read first: the blocks of shared memory the caller has unmapped since the last
-    map, whose inherited mappings this worker drops
-    (:func:`pashmap_shm.shared_memory.drop_inherited`); :func:`pashmap_shm.clear_cache`
-    sends one alone between maps. Before each map the worker also runs the resets
-    packages registered (:func:`pashmap.contexts.reset_worker_state`). End of file on
-    the socket (the caller closed the pool, or died) ends the worker.
+    Each map arrives as :func:`pashmap_shm.map_messages.send_map` sent it: the share queue and
+    the memfd blocks as descriptors, the rest pickled, after a note of the blocks of
+    shared memory the caller has unmapped since the last map, whose inherited mappings
+    this worker drops (:func:`pashmap_shm.map_messages.receive_map`). Before each map
+    the worker also runs the resets packages registered
+    (:func:`pashmap.contexts.reset_worker_state`). End of file on the socket (the
+    caller closed the pool, or died) ends the worker.
 
     Args:
         worker_id: this worker's id, passed to the kernel.
@@ -274,11 +265,7 @@ def serve_maps(
     code = 0
     try:
         while (received := receive_map(sock)) is not None:
-            housekeeping, message, fds = received
-            released, map_follows = pickle.loads(housekeeping)
-            drop_inherited(released)
-            if not map_follows:  # sent by clear_cache() between maps
-                continue
+            message, fds = received
             reset_worker_state()  # (e.g. pashmap-xfel: EXtra-data's open files)
             _serve_one(worker_id, sock.fileno(), message, fds, channel)
     except BaseException:
