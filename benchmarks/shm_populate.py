@@ -136,7 +136,7 @@ def measure(variant: str, rows: int, row_bytes: int) -> tuple[float, float]:
     if variant in ("memfd", "memfd-fallocate"):
         out = allocate_shared(shape, np.dtype(np.float64), "C", memfd=True)
         if variant == "memfd-fallocate":
-            from pashmap_shm.shared_memory import owner_of
+            from pashmap_shm.blocks import owner_of
 
             block = owner_of(out)
             assert block is not None
@@ -179,7 +179,7 @@ def measure(variant: str, rows: int, row_bytes: int) -> tuple[float, float]:
 
 def mmap_of(array: np.ndarray[Any, Any]) -> mmap.mmap:
     """The ``mmap`` object behind an array allocated by pashmap (for madvise)."""
-    from pashmap_shm.shared_memory import owner_of
+    from pashmap_shm.blocks import owner_of
 
     block = owner_of(array)
     assert block is not None

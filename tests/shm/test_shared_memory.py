@@ -187,19 +187,19 @@ def test_an_array_freed_while_the_allocator_is_busy_does_not_deadlock(memfd: boo
     # Garbage collection may run an array's finalizer in a thread that holds the
     # allocator's lock (inside owner_of or an allocation): the finalizer must not wait
     # for that lock.
-    from pashmap_shm import shared_memory
+    from pashmap_shm import blocks, shared_memory
 
     array = shared_memory.allocate_shared((1 << 16,), np.dtype(np.float64), "C", memfd=memfd)
-    block = shared_memory.owner_of(array)
+    block = blocks.owner_of(array)
     assert block is not None
     address = block.address
-    with shared_memory._lock:
+    with blocks.lock:
         del array  # the finalizer runs here, the lock held (a deadlock before)
     # Forgotten: no array of the program is said to live at the old address.
     probe = np.ndarray((1,), dtype=np.uint8, buffer=memoryview(bytearray(1)))
-    assert shared_memory.owner_of(probe) is None
+    assert blocks.owner_of(probe) is None
     if memfd:
-        assert all(b.address != address for b in shared_memory._mapped.values())
+        assert all(b.address != address for b in blocks.mapped.values())
     fresh = shared_memory.allocate_shared((1 << 16,), np.dtype(np.float64), "C", memfd=memfd)
     fresh[:] = 1.0
-    assert shared_memory.owner_of(fresh) is not None
+    assert blocks.owner_of(fresh) is not None

@@ -13,12 +13,9 @@ cannot answer. Whatever happens, the set stops its workers before the map return
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import math
 import os
 import select
-import signal
-import termios
 import time
 from array import array
 from collections.abc import Callable, Sequence
@@ -27,23 +24,16 @@ from typing import Any, TypeVar
 
 from pashmap import MapTimeoutError, WorkerDiedError
 from pashmap.contexts import available_cpus
+from pashmap_shm.share_queue import ShareQueue, queued_bytes
 from pashmap_shm.wire import DONE, RESULTS, Inbox
+from pashmap_shm.worker_exits import STATUS_UNKNOWN, died_error
 
-__all__ = [
-    "FORK_WARNING",
-    "STATUS_UNKNOWN",
-    "Awake",
-    "WorkerProcess",
-    "WorkerSet",
-    "died_error",
-]
+__all__ = ["FORK_WARNING", "STATUS_UNKNOWN", "Awake", "WorkerProcess", "WorkerSet"]
 
 # What Python 3.12+ warns when a process with threads forks, as both kinds of worker set
 # may; see "Fork and threads" in pashmap_shm.forked on why it is silenced.
 FORK_WARNING = r"This process \(pid=\d+\) is multi-threaded, use of fork\(\) may lead to deadlocks"
 
-_F_SETPIPE_SZ = 1031
-_PIPE_CAPACITY = 65536
 _POLL_MS = 200  # how often to check for workers that died but whose pipe stays open
 # Workers start one after another: the next one is started only if shares are still
 # queued after the previous one had this long to take them. A map too small to need
@@ -57,10 +47,6 @@ _START_ALL_AT = 50_000
 # has a CPU to itself (see Awake): about what a small map's workers take to start, run
 # and exit.
 _SPIN = 0.003
-# What WorkerSet.exit_status answers for a worker that ended but whose status the caller
-# could not read: the system reaped it (SIGCHLD ignored), or another part of the program
-# did (a SIGCHLD handler, os.wait()). A status from os.waitpid is never negative.
-STATUS_UNKNOWN = -1
 _T = TypeVar("_T")
 
 
@@ -138,9 +124,14 @@ class WorkerSet:
 
     def exit_status(self, worker: WorkerProcess, *, wait: bool) -> int | None:
         """A worker's status as ``os.waitpid`` gives it, once it has ended (it is then
-        reaped); ``None`` while it runs (only when not ``wait``); :data:`STATUS_UNKNOWN`
-        when it ended but its status could not be read."""
+        reaped); ``None`` while it runs (only when not ``wait``);
+        :data:`STATUS_UNKNOWN` when it ended but its status could not be read."""
         raise NotImplementedError
+
+    def died(self, worker: WorkerProcess) -> WorkerDiedError:
+        """The error for ``worker``, which ended before finishing (it is reaped here)."""
+        status = self.exit_status(worker, wait=True)
+        return died_error(worker, STATUS_UNKNOWN if status is None else status)
 
     def stop(self, awake: Awake | None) -> None:
         """Stop what still runs, reap what must be, release the pipes.
@@ -166,12 +157,10 @@ class WorkerSet:
         """
         self.deadline = deadline
         collector = _Collector(self, shares, deadline)
-        queue = _QueuePipe()
+        queue = ShareQueue()
         error: BaseException | None = None
         try:
-            queue.read, queue.write = os.pipe()
-            _fill_queue(queue.write, len(shares))
-            queue.close_write()
+            queue.fill(len(shares))
             collector.collect(queue.read)
         except BaseException as exc:  # (no call between the raise and this line)
             error = exc
@@ -220,27 +209,6 @@ def _settle_after_ctrl_c() -> None:
 
 # How long after stopping an interrupted map further Ctrl-Cs are taken as the same one.
 _CTRL_C_SETTLE = 0.05
-
-
-class _QueuePipe:
-    """The share queue's pipe, each end closed once however often :meth:`close` runs."""
-
-    __slots__ = ("read", "write")
-
-    def __init__(self) -> None:
-        self.read = -1
-        self.write = -1
-
-    def close_write(self) -> None:
-        fd, self.write = self.write, -1
-        if fd >= 0:
-            os.close(fd)
-
-    def close(self) -> None:
-        self.close_write()
-        fd, self.read = self.read, -1
-        if fd >= 0:
-            os.close(fd)
 
 
 class _Collector:
@@ -298,12 +266,12 @@ class _Collector:
                     wait_ms = min(wait_ms, math.ceil(left * 1000))
                 if ramp_at is not None:
                     if now >= ramp_at:
-                        if _queued_bytes(queue_fd):
+                        if queued_bytes(queue_fd):
                             watch(workers.start(1, queue_fd))
                         now = time.monotonic()
                         ramp_at = (
                             now + _RAMP_UP
-                            if len(workers.workers) < workers.limit and _queued_bytes(queue_fd)
+                            if len(workers.workers) < workers.limit and queued_bytes(queue_fd)
                             else None
                         )
                     if ramp_at is not None:
@@ -324,8 +292,7 @@ class _Collector:
                 except ConnectionResetError:  # a pooled worker's socket: it died
                     more = False
                 if not more:
-                    status = workers.exit_status(worker, wait=True)
-                    raise died_error(worker, STATUS_UNKNOWN if status is None else status)
+                    raise workers.died(worker)
                 self._take(worker)
                 if worker.done:
                     self._unwatch(worker)
@@ -388,19 +355,6 @@ class _Collector:
         return out
 
 
-def _fill_queue(fd: int, count: int) -> None:
-    records = array("I", range(count)).tobytes()
-    if len(records) > _PIPE_CAPACITY:
-        try:
-            fcntl.fcntl(fd, _F_SETPIPE_SZ, len(records))
-        except OSError as exc:
-            raise ValueError(
-                f"the target was cut into {count} shares, more than a worker queue can "
-                f"hold; pass shares=<fewer> to map() ({exc})"
-            ) from exc
-    os.write(fd, records)
-
-
 def _element_count(shares: Sequence[Any]) -> int:
     """The number of elements in ``shares`` when they are ranges (else 0: unknown).
 
@@ -410,61 +364,3 @@ def _element_count(shares: Sequence[Any]) -> int:
     if type(first) is range and type(last) is range and first.step == 1 == last.step:
         return max(0, last.stop - first.start)
     return 0
-
-
-def _queued_bytes(fd: int) -> int:
-    count = array("i", [0])
-    fcntl.ioctl(fd, termios.FIONREAD, count, True)
-    return count[0]
-
-
-def died_error(worker: WorkerProcess, status: int) -> WorkerDiedError:
-    """The error for a worker that ended with ``status`` (as ``os.waitpid`` gives it, or
-    :data:`STATUS_UNKNOWN`)."""
-    who = f"worker {worker.worker_id} (pid {worker.pid})"
-    if status == STATUS_UNKNOWN:
-        if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:
-            why = (
-                "because SIGCHLD is ignored in this process (signal.signal(signal.SIGCHLD, "
-                "signal.SIG_IGN)), so the system discards the status of every child. It "
-                "was killed (SIGKILL from the out-of-memory killer or a user?), crashed, "
-                "or exited in the kernel; set SIGCHLD back to signal.SIG_DFL while "
-                "mapping to see which"
-            )
-        else:
-            why = (
-                "because another part of the program reaped it first (a SIGCHLD handler "
-                "or a call to os.wait()). It was killed, crashed, or exited in the kernel"
-            )
-        return WorkerDiedError(
-            f"{who} ended before finishing its shares; its exit status could not be read {why}",
-            worker_id=worker.worker_id,
-            pid=worker.pid,
-        )
-    if os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
-        try:
-            name = signal.Signals(number).name
-        except ValueError:
-            name = f"signal {number}"
-        hints: dict[int, str] = {
-            signal.SIGKILL: "; SIGKILL usually comes from the out-of-memory killer "
-            "(check the memory limit of the job, or dmesg) or from a user",
-            signal.SIGSEGV: "; a segmentation fault is a bug in compiled code called by the kernel",
-            signal.SIGBUS: "; SIGBUS often means shared memory or a memory-mapped file ran out",
-        }
-        hint = hints.get(number, "")
-        return WorkerDiedError(
-            f"{who} was killed by {name} ({number}) during the map{hint}",
-            worker_id=worker.worker_id,
-            pid=worker.pid,
-            signal=number,
-        )
-    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
-    return WorkerDiedError(
-        f"{who} exited with status {code} before finishing its shares (os._exit(), or a "
-        "library calling exit(), in the kernel?)",
-        worker_id=worker.worker_id,
-        pid=worker.pid,
-        exitcode=code,
-    )

@@ -46,13 +46,7 @@ from numpy.typing import NDArray
 
 from pashmap import MapTarget
 from pashmap_shm.blas_threads import limit_blas_threads, restore_blas_threads
-from pashmap_shm.collector import (
-    FORK_WARNING,
-    STATUS_UNKNOWN,
-    Awake,
-    WorkerProcess,
-    WorkerSet,
-)
+from pashmap_shm.collector import FORK_WARNING, STATUS_UNKNOWN, Awake, WorkerProcess, WorkerSet
 from pashmap_shm.kernel_code import returns_only_none
 from pashmap_shm.value_files import ValueChannel, open_channel
 from pashmap_shm.worker import serve

@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pashmap import MapTarget
-from pashmap_shm.shared_memory import drop_inherited, foreign_mapping, owner_of
+from pashmap_shm.blocks import drop_inherited, foreign_mapping, owner_of
 
 __all__ = [
     "EncodedMap",
@@ -49,7 +49,7 @@ class EncodedMap(NamedTuple):
         copies: how many writable arrays in anonymous shared memory (which only forked
             workers share) it holds: they would reach the workers as copies.
         foreign: writable arrays in shared memory pashmap did not allocate, described
-            (:func:`pashmap_shm.shared_memory.foreign_mapping`): pickled, they would
+            (:func:`pashmap_shm.blocks.foreign_mapping`): pickled, they would
             reach the workers as copies and the kernel's writes to them would be lost.
         copied_bytes: the bytes of array data copied into the message (arrays outside
             the memfd blocks, which travel as handles), as far as pickling went.
@@ -163,7 +163,7 @@ def send_map(
         released: the note, which the worker acts on before the map: the start addresses
             of the blocks of shared memory the caller unmapped since its last note, whose
             inherited mappings the worker drops
-            (:func:`pashmap_shm.shared_memory.drop_inherited`).
+            (:func:`pashmap_shm.blocks.drop_inherited`).
 
     Raises:
         OSError: the worker is gone.

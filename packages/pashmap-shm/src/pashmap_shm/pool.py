@@ -19,7 +19,7 @@ when the *thread* that started it ends, so workers started from a short-lived th
 of the caller (a ``ThreadPoolExecutor``, a web handler) would die with that thread.
 Before each map the workers are told which blocks of shared memory the caller has
 unmapped since the last one, so that workers forked from the caller drop their
-inherited mappings of them too (:func:`pashmap_shm.shared_memory.drop_inherited`).
+inherited mappings of them too (:func:`pashmap_shm.blocks.drop_inherited`).
 Pickling a map (:func:`pashmap_shm.map_messages.encode_map`) also says whether it refers to
 memory that would reach the workers as a copy.
 """
@@ -37,20 +37,9 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-import numpy as np
-from numpy.typing import NDArray
-
-from pashmap import MapTarget
-from pashmap_shm.collector import (
-    FORK_WARNING,
-    STATUS_UNKNOWN,
-    Awake,
-    WorkerProcess,
-    WorkerSet,
-    died_error,
-)
-from pashmap_shm.map_messages import EncodedMap, encode_map, send_map
-from pashmap_shm.shared_memory import UnmapRecord, record_unmaps
+from pashmap_shm.blocks import UnmapRecord, record_unmaps
+from pashmap_shm.collector import FORK_WARNING, STATUS_UNKNOWN, Awake, WorkerProcess, WorkerSet
+from pashmap_shm.map_messages import EncodedMap, send_map
 from pashmap_shm.value_files import ValueChannel, open_channel
 from pashmap_shm.worker import serve_maps
 
@@ -216,29 +205,6 @@ class PooledWorkers(WorkerSet):
         self.encoded = encoded
         self.pool: WorkerPool | None = None
 
-    @classmethod
-    def pickling(
-        cls,
-        kernel: Callable[..., Any],
-        target: MapTarget[Any],
-        shares: Sequence[Any],
-        counts: NDArray[np.int64] | None,
-        blas_threads: int | None,
-        num_workers: int,
-        *,
-        copy_limit: int | None = None,
-    ) -> PooledWorkers:
-        """The worker set of a map pickled once (:func:`pashmap_shm.map_messages.encode_map`).
-
-        Its :attr:`encoded` says whether the map is complete, and what it copies: check
-        before running it.
-
-        Raises:
-            Exception: whatever pickling the kernel or the target raised.
-        """
-        encoded = encode_map(kernel, target, shares, counts, blas_threads, copy_limit=copy_limit)
-        return cls(encoded, num_workers)
-
     def run_on(self, pool: WorkerPool, shares: Sequence[Any], deadline: float | None) -> list[Any]:
         """Run the map on ``pool``'s workers (:meth:`WorkerSet.map`)."""
         self.pool = pool
@@ -257,7 +223,7 @@ class PooledWorkers(WorkerSet):
             try:
                 send_map(sock, self.encoded.message, [queue_fd, *self.encoded.fds], released)
             except OSError:
-                raise died_error(worker, self.exit_status(worker, wait=True) or 0) from None
+                raise self.died(worker) from None
         return self.workers
 
     def exit_status(self, worker: WorkerProcess, *, wait: bool) -> int | None:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from pashmap_shm.shared_memory import row_layouts
+from pashmap_shm.blocks import row_layouts
 
 __all__ = ["row_mapper"]
 

@@ -22,7 +22,7 @@ ProcessContext.run
   split_target -> shares
   mode?  fork per map --> ForkedWorkers  --fork---> worker.serve (inherits all)
          pooled/warm  --> PooledWorkers  --socket-> worker.serve_maps -> serve
-                          (the map pickled once, PooledWorkers.pickling)
+                          (the map pickled once, warm_maps)
   WorkerSet.map (collector):
     share numbers  ------------ queue pipe ------>  read a share, run the kernel
     poll all pipes <-- BUFFER/RESULTS/DONE/ERROR --  report (wire, return_values)
@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from pashmap import ContextMismatchError, MapTarget
+from pashmap import MapTarget
 from pashmap.contexts import (
     BaseContext,
     Order,
@@ -59,10 +59,10 @@ from pashmap_shm.blas_threads import BlasThreads, blas_controller, resolve_blas_
 from pashmap_shm.forked import ForkedWorkers
 from pashmap_shm.main_guard import explain_unguarded_main, refuse_in_reimported_main
 from pashmap_shm.shared_memory import allocate_shared, clear_cache
-from pashmap_shm.unshared_writes import warn_about_copies, warn_about_unshared_writes
+from pashmap_shm.unshared_writes import warn_about_unshared_writes
 
 if TYPE_CHECKING:
-    from pashmap_shm.pool import PooledWorkers, WorkerPool
+    from pashmap_shm.pool import WorkerPool
 
 __all__ = ["WARM_COPY_LIMIT", "ProcessContext"]
 
@@ -273,15 +273,29 @@ class ProcessContext(BaseContext):
         deadline: float | None,
     ) -> list[Any]:
         """Run the map in ``mode``: on warm workers if it goes there, else forked."""
-        pooled = None
+        encoded = None
         if mode != _FORK_PER_MAP:
-            pooled = self._pooled_workers(kernel, target, shares, counts, mode)
-        if pooled is not None:
+            from pashmap_shm.warm_maps import pickle_for_warm_workers
+
+            warm_block = mode == _WARM_BLOCK
+            encoded = pickle_for_warm_workers(
+                kernel,
+                target,
+                shares,
+                counts,
+                self._blas_threads,
+                warm_block=warm_block,
+                copy_limit=WARM_COPY_LIMIT if warm_block else None,
+                start_method=self._start_method,
+                persistent=self._persistent,
+            )
+        if encoded is not None:
+            from pashmap_shm.pool import PooledWorkers, WorkerPool
+
+            pooled = PooledWorkers(encoded, self._num_workers)
             # One map at a time on the pool: its workers answer on shared sockets.
             with self._pool_lock:
                 if self._pool is None or not self._pool.running:
-                    from pashmap_shm.pool import WorkerPool
-
                     if self._start_method != "fork":
                         refuse_in_reimported_main(self._start_method)
                     self._pool = WorkerPool(self._num_workers, self._start_method)
@@ -306,75 +320,6 @@ class ProcessContext(BaseContext):
         if self._pooled:
             return _POOLED
         return _WARM_BLOCK if self._warm_block else _FORK_PER_MAP
-
-    def _pooled_workers(
-        self,
-        kernel: Callable[..., Any],
-        target: MapTarget[Any],
-        shares: Sequence[Any],
-        counts: NDArray[np.int64] | None,
-        mode: str,
-    ) -> PooledWorkers | None:
-        """The map pickled for warm workers; ``None`` for a warm block's map that is
-        better forked: it does not pickle, it holds arrays that would arrive as copies
-        (in fork-only or foreign shared memory), or more than :data:`WARM_COPY_LIMIT`
-        bytes of array data that pickling would copy.
-
-        Raises:
-            TypeError: in the pooled mode, the map does not pickle, or it holds
-                writable arrays in shared memory pashmap did not allocate.
-            ContextMismatchError: it holds an accumulator made for another context.
-        """
-        from pashmap_shm.pool import PooledWorkers
-
-        limit = WARM_COPY_LIMIT if mode == _WARM_BLOCK else None
-        try:
-            workers = PooledWorkers.pickling(
-                kernel,
-                target,
-                shares,
-                counts,
-                self._blas_threads,
-                self._num_workers,
-                copy_limit=limit,
-            )
-        except ContextMismatchError:
-            raise
-        except Exception as exc:
-            self._refuse_unpicklable(exc, mode)
-            return None  # forked
-        encoded = workers.encoded
-        if mode == _WARM_BLOCK and (not encoded.complete or encoded.copies):
-            return None
-        if encoded.foreign:
-            raise self._foreign_error(encoded.foreign)
-        if encoded.copies:
-            warn_about_copies()
-        return workers
-
-    def _refuse_unpicklable(self, exc: Exception, mode: str) -> None:
-        """Raise TypeError for a map that does not pickle, unless a warm block forks it."""
-        if mode == _WARM_BLOCK:
-            return
-        raise TypeError(
-            f"under start_method={self._start_method!r} (or persistent=True) the "
-            f"kernel and the target are pickled to reach the workers, and this one "
-            f"cannot be ({type(exc).__name__}: {exc}). Arrays allocated by the context "
-            "travel as shared memory; other objects must be picklable (cloudpickle). "
-            "Use start_method='fork' for anything else"
-        ) from exc
-
-    def _foreign_error(self, arrays: list[str]) -> TypeError:
-        how = "persistent=True" if self._persistent else f"start_method={self._start_method!r}"
-        return TypeError(
-            f"under {how} the map is pickled to workers started before it, and it "
-            f"refers to {', '.join(arrays)}: shared memory that pashmap did not allocate, "
-            "which would reach the workers as a copy, so the kernel's writes "
-            "to it would be lost. Write into an array of this context instead "
-            "(ctx.zeros(...), then copy it into the file or segment), or map with "
-            "ProcessContext(start_method='fork') without persistent=True, whose workers "
-            "are forked at each map and share the mapping"
-        )
 
     def _tidy_pool(self) -> None:
         """Tell the idle warm workers which blocks to drop; skipped while a map runs

@@ -9,17 +9,15 @@ memory (:func:`pashmap_shm.is_shared`).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any
 
-from pashmap.contexts import NotSharedWarning, lost_writes, user_stacklevel, warn_about_lost_writes
-from pashmap_shm.shared_memory import is_shared
+from pashmap.contexts import NotSharedWarning, lost_writes, warn_about_lost_writes
+from pashmap_shm.blocks import is_shared
 
 __all__ = [
     "NotSharedWarning",
     "unshared_written_arrays",
-    "warn_about_copies",
     "warn_about_unshared_writes",
 ]
 
@@ -36,18 +34,6 @@ def warn_about_unshared_writes(kernel: Callable[..., Any]) -> None:
         kernel: the kernel about to be run in worker processes.
     """
     warn_about_lost_writes(kernel, is_shared, where="worker process", advice=_ADVICE)
-
-
-def warn_about_copies() -> None:
-    """Warn that a map pickled for workers holds arrays only forked workers share."""
-    warnings.warn(
-        "an array allocated by a fork ProcessContext (anonymous shared memory, which only "
-        "forked workers inherit) reaches these workers as a copy: their writes to it are "
-        "lost. Allocate it with the context that runs the map (ctx.zeros(...), or "
-        "pm.Accumulator(..., context=ctx))",
-        NotSharedWarning,
-        stacklevel=user_stacklevel(),
-    )
 
 
 def unshared_written_arrays(kernel: Callable[..., Any]) -> list[str]:
