@@ -82,12 +82,9 @@ _SHORT = 64
 # A map's shares have one or two lengths; keep the pickles of the first few.
 _NONE_PICKLES_KEPT = 8
 _none_pickles: dict[int, bytes] = {}
-# Arrays from this size on travel out of band. Below it, the copies into and out of the
-# pickle cost less than the extra message.
 # What a pipe can hold while a large array streams through it (Linux allows 1 MiB to
 # any user by default), instead of 64 KiB: fewer turns between worker and caller.
 _STREAM_PIPE_SIZE = 1 << 20
-_F_SETPIPE_SZ = 1031
 
 
 def _pickle_with_buffers(values: list[Any], share: object) -> bytes | PickledValues:
@@ -181,6 +178,6 @@ def send_values(
             if not widened:
                 widened = True
                 with contextlib.suppress(OSError):  # a socket, or a user at the pipe limit
-                    fcntl.fcntl(fd, _F_SETPIPE_SZ, _STREAM_PIPE_SIZE)
+                    fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _STREAM_PIPE_SIZE)
             write_all(fd, [HEADER.pack(BUFFER, share, raw.nbytes), raw])
     send(fd, RESULTS, share, data)

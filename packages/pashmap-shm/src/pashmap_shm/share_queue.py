@@ -16,7 +16,6 @@ from array import array
 
 __all__ = ["ShareQueue", "queued_bytes"]
 
-_F_SETPIPE_SZ = 1031
 _PIPE_CAPACITY = 65536
 
 
@@ -46,7 +45,7 @@ class ShareQueue:
         records = array("I", range(count)).tobytes()
         if len(records) > _PIPE_CAPACITY:
             try:
-                fcntl.fcntl(self.write, _F_SETPIPE_SZ, len(records))
+                fcntl.fcntl(self.write, fcntl.F_SETPIPE_SZ, len(records))
             except OSError as exc:
                 raise ValueError(
                     f"the target was cut into {count} shares, more than a worker queue can "
